@@ -1,0 +1,1 @@
+"""The migration environment: env.py, its helpers and versions/ (see env.py)."""

@@ -1,0 +1,102 @@
+"""Alembic environment for {{ cookiecutter.project_name }}: Alembic's own env.py plus the cookbook.
+
+Each cookbook recipe is one named block below:
+  recipe 2  conditional migration elements  -x data=true       (migrations/conditional.py)
+  recipe 3  sharing a connection            config.attributes["connection"]
+  recipe 4  replaceable objects             op.create_view ... (migrations/replaceable.py)
+  recipe 5  no empty migrations             process_revision_directives
+Recipe 1, an up-to-date database from scratch, is create_db.py beside alembic.ini.
+"""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection, Engine
+
+import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
+from migrations.conditional import data_enabled
+from migrations.settings import database_url, make_engine
+from migrations.settings import target_metadata as import_target_metadata
+
+config = context.config
+
+# Logging from alembic.ini. An application calling Alembic keeps its own loggers, and
+# may skip this altogether with config.attributes["configure_logger"] = False.
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+# The models' MetaData, for autogenerate: `target_metadata = module:attribute` in alembic.ini.
+target_metadata = import_target_metadata(config)
+
+
+# Recipe 5: no empty migrations. An autogenerate that finds nothing writes no file, from
+# the CLI and from command.revision() (where config.cmd_opts is None). `alembic check`
+# runs through here too and needs its directive, so it is left alone.
+def process_revision_directives(migration_context, revision, directives):
+    opts = migration_context.opts
+    autogenerate = opts["revision_context"].command_args["autogenerate"]
+    running_check = getattr(opts.get("fn"), "__qualname__", "").startswith("check.")
+    if autogenerate and not running_check:
+        script = directives[0]
+        if all(upgrade_ops.is_empty() for upgrade_ops in script.upgrade_ops_list):
+            directives[:] = []
+            config.print_stdout("No schema changes detected: no revision file written.")
+
+
+def configure_options(dialect_name: str) -> dict:
+    return {
+        "target_metadata": target_metadata,
+        "process_revision_directives": process_revision_directives,
+        # SQLite can ALTER little: batch mode rebuilds the table instead.
+        "render_as_batch": dialect_name == "sqlite",
+        # Where DDL is not transactional (MariaDB, MySQL, SQLite), Alembic commits each
+        # migration with its version row, so a failure leaves a true version behind.
+        "transaction_per_migration": dialect_name != "postgresql",
+    }
+
+
+def run_migrations_offline() -> None:
+    """`alembic upgrade --sql`: write the SQL out instead of running it."""
+    url = database_url(config)
+    context.configure(
+        url=url,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **configure_options(url.get_backend_name()),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# Recipe 3: sharing a connection. A Connection in config.attributes["connection"] is used
+# as it is: if the caller began a transaction, the caller commits or rolls it back. An
+# Engine there (pytest-alembic passes one) is connected to. Otherwise we make our own.
+def run_migrations_online() -> None:
+    shared = config.attributes.get("connection")
+    if isinstance(shared, Connection):
+        run_migrations(shared)
+        return
+    engine = shared if isinstance(shared, Engine) else make_engine(database_url(config))
+    with engine.connect() as connection:
+        run_migrations(connection)
+
+
+def run_migrations(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table and renames it back; a view on that table would make
+        # SQLite refuse the rename. The legacy rename leaves views alone (they still match).
+        connection.connection.driver_connection.execute("PRAGMA legacy_alter_table = ON")
+    context.configure(connection=connection, **configure_options(connection.dialect.name))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# Recipe 2: a bad `-x data=...` is an error here, before any DDL runs.
+data_enabled()
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,52 @@
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from migrations.conditional import data_enabled
+${imports if imports else ""}
+# revision identifiers, used by Alembic.
+revision: str = ${repr(up_revision)}
+down_revision: str | Sequence[str] | None = ${repr(down_revision)}
+branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
+depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    schema_upgrades()
+    if data_enabled():
+        data_upgrades()
+
+
+def downgrade() -> None:
+    if data_enabled():
+        data_downgrades()
+    schema_downgrades()
+
+
+def schema_upgrades() -> None:
+    """Schema upgrade migrations go here."""
+    ${upgrades if upgrades else "pass"}
+
+
+def schema_downgrades() -> None:
+    """Schema downgrade migrations go here."""
+    ${downgrades if downgrades else "pass"}
+
+
+def data_upgrades() -> None:
+    """Optional data upgrade migrations go here; they run with `alembic -x data=true`."""
+    pass
+
+
+def data_downgrades() -> None:
+    """Optional data downgrade migrations go here; they run with `alembic -x data=true`."""
+    pass

@@ -1,0 +1,97 @@
+"""Where the database and the target MetaData come from; shared by env.py and create_db.py.
+
+- the URL: ``config.attributes["database_url"]`` (set by create_db.py --url, or by a
+  program calling Alembic), else the ``DATABASE_URL`` environment variable, else
+  ``sqlalchemy.url`` in alembic.ini;
+- the MetaData: ``target_metadata = module:attribute`` in alembic.ini;
+- the Engine: SQLAlchemy's, with SQLite made transactional (pysqlite would otherwise
+  commit every DDL statement on its own).
+
+Mistakes here are expected (a typo in a URL, a moved module), so they raise
+``alembic.util.CommandError``: the ``alembic`` command prints one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import reduce
+
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import URL, Engine, MetaData, create_engine, event, make_url, pool
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+
+def database_url(config: Config) -> URL:
+    """The database to migrate: the attribute, then ``$DATABASE_URL``, then alembic.ini."""
+    given = config.attributes.get("database_url")
+    if isinstance(given, URL):
+        return given
+    if given:
+        raw, source = given, "the database URL given"
+    elif os.environ.get("DATABASE_URL"):
+        raw, source = os.environ["DATABASE_URL"], "DATABASE_URL"
+    else:
+        raw, source = config.get_main_option("sqlalchemy.url"), "sqlalchemy.url in alembic.ini"
+    if not raw:
+        raise CommandError("No database URL: set DATABASE_URL or sqlalchemy.url in alembic.ini.")
+    try:
+        return make_url(raw)
+    except (ArgumentError, ValueError):
+        # Never echo the string: it may hold a password.
+        raise CommandError(
+            f"{source} is not a valid SQLAlchemy URL: expected e.g. "
+            "postgresql+psycopg://user:password@host/dbname (quote special "
+            "characters in the password with urllib.parse.quote_plus)."
+        ) from None
+
+
+def make_engine(url: URL | str) -> Engine:
+    """An Engine for migrations: no pool, and real transactions on SQLite."""
+    try:
+        engine = create_engine(url, poolclass=pool.NullPool)
+    except (ArgumentError, NoSuchModuleError) as error:
+        safe = make_url(url).render_as_string(hide_password=True)
+        raise CommandError(f"Cannot use database URL {safe}: {error}") from None
+    if engine.dialect.name == "sqlite":
+        _begin_sqlite_transactions_explicitly(engine)
+    return engine
+
+
+def _begin_sqlite_transactions_explicitly(engine: Engine) -> None:
+    # SQLAlchemy's recipe for pysqlite: turn off the driver's own transaction handling
+    # and emit BEGIN ourselves, so DDL is transactional and one commit means one fsync.
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+
+def target_metadata(config: Config) -> MetaData:
+    """Import the MetaData named by ``target_metadata = module:attribute``."""
+    path = config.get_main_option("target_metadata")
+    if not path or ":" not in path:
+        raise CommandError(
+            f"target_metadata = {path!r} in alembic.ini: expected module:attribute, "
+            "e.g. my_project.models:metadata."
+        )
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CommandError(
+            f"target_metadata = {path}: cannot import {module_name!r} ({error}). "
+            "Run alembic from the project folder, or fix the path in alembic.ini."
+        ) from None
+    try:
+        found = reduce(getattr, attribute.split("."), module)
+    except AttributeError:
+        raise CommandError(f"target_metadata = {path}: {module_name} has no {attribute!r}.") from None
+    found = getattr(found, "metadata", found)  # a declarative Base works too
+    if not isinstance(found, MetaData):
+        raise CommandError(f"target_metadata = {path} is a {type(found).__name__}, not a MetaData.")
+    return found
