@@ -23,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import URL, Connection, create_mock_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from migrations.settings import database_url, make_engine, target_metadata
+from migrations.settings import database_url, make_engine, server_url, target_metadata
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 
@@ -68,9 +68,7 @@ def ensure_database_exists(url: URL) -> bool:
         make_engine(url).connect().close()
         return False
     except OperationalError:
-        maintenance = "postgres" if url.get_backend_name() == "postgresql" else "information_schema"
-        server = url.set(database=maintenance)
-        engine = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+        engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
             preparer = connection.dialect.identifier_preparer
             if database_exists(connection, url.database):

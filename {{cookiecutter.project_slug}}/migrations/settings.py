@@ -71,6 +71,12 @@ def _begin_sqlite_transactions_explicitly(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def server_url(url: URL) -> URL:
+    """The same server, on a database that always exists there (to create or drop others)."""
+    maintenance = {"postgresql": "postgres", "mysql": "information_schema", "mariadb": "information_schema"}
+    return url.set(database=maintenance[url.get_backend_name()])
+
+
 def target_metadata(config: Config) -> MetaData:
     """Import the MetaData named by ``target_metadata = module:attribute``."""
     path = config.get_main_option("target_metadata")

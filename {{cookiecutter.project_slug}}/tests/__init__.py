@@ -1,0 +1,1 @@
+"""The project's own tests: each cookbook recipe, proven on the configured database."""

@@ -1,0 +1,107 @@
+"""Fixtures: a fresh, empty database for every test, on the server this project uses.
+
+The server is ``TEST_DATABASE_URL`` if set, else ``sqlalchemy.url`` in alembic.ini
+(``DATABASE_URL`` is never used here, so the tests cannot touch a real database).
+SQLite gets a file in the test's tmp_path; PostgreSQL and MariaDB get a uniquely named
+database, created for the test and dropped after it. A server that cannot be reached
+skips the tests that need it, with the reason, except under ``CI=true``: there it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+from sqlalchemy import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
+
+from create_db import ensure_database_exists
+from migrations.settings import make_engine, server_url
+
+PROJECT = Path(__file__).resolve().parents[1]
+ALEMBIC_INI = PROJECT / "alembic.ini"
+
+
+@pytest.fixture(scope="session")
+def server() -> URL:
+    """The database server under test (a SQLite URL means: files in tmp_path)."""
+    raw = os.environ.get("TEST_DATABASE_URL") or Config(ALEMBIC_INI).get_main_option("sqlalchemy.url")
+    url = make_url(raw)
+    if url.get_backend_name() != "sqlite":
+        try:
+            make_engine(server_url(url)).connect().close()
+        except OperationalError as error:
+            reason = (
+                f"{url.get_backend_name()} server {url.render_as_string(hide_password=True)} "
+                f"is not reachable ({str(error.orig).strip().splitlines()[0]}); "
+                "set TEST_DATABASE_URL to one that is"
+            )
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"CI=true and {reason}", pytrace=False)
+            pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def dialect(server: URL) -> str:
+    return server.get_backend_name()
+
+
+@pytest.fixture
+def new_database(server: URL, tmp_path: Path) -> Iterator[Callable[[], URL]]:
+    """Call it for another empty database; all of them are dropped after the test."""
+    created: list[URL] = []
+
+    def make() -> URL:
+        if server.get_backend_name() == "sqlite":
+            return make_url(f"sqlite:///{tmp_path / f'db{len(created)}.sqlite'}")
+        url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
+        ensure_database_exists(url)
+        created.append(url)
+        return url
+
+    yield make
+    for url in created:
+        engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            name = connection.dialect.identifier_preparer.quote(url.database)
+            force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+@pytest.fixture
+def database_url(new_database: Callable[[], URL]) -> URL:
+    return new_database()
+
+
+@pytest.fixture
+def engine(database_url: URL) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def alembic_config(database_url: URL) -> Config:
+    """The project's alembic.ini, pointed at this test's database."""
+    config = Config(ALEMBIC_INI)
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def alembic_cli(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``alembic`` command as a user would, in the project folder."""
+    return run_in_project(database_url, "-m", "alembic", *args)
+
+
+def run_in_project(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
+    return subprocess.run(
+        [sys.executable, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
+    )

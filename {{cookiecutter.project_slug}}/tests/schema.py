@@ -1,0 +1,36 @@
+"""A comparable picture of a database's schema, by reflection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, inspect
+
+VERSION_TABLE = "alembic_version"
+
+
+def snapshot(connection: Connection) -> dict[str, Any]:
+    """Tables with their columns, keys, indexes and constraints; and the view names."""
+    inspector = inspect(connection)
+    tables = {}
+    for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
+        tables[table] = {
+            "columns": {
+                column["name"]: (str(column["type"]), column["nullable"], column.get("default"))
+                for column in inspector.get_columns(table)
+            },
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "foreign_keys": sorted(
+                (fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (index["name"], tuple(index["column_names"]), bool(index["unique"]))
+                for index in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                (unique["name"], tuple(unique["column_names"])) for unique in inspector.get_unique_constraints(table)
+            ),
+            "checks": sorted((check["name"], check["sqltext"]) for check in inspector.get_check_constraints(table)),
+        }
+    return {"tables": tables, "views": sorted(inspector.get_view_names())}

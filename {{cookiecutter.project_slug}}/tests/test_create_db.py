@@ -1,0 +1,72 @@
+"""Recipe 1, a database from scratch: create_db.py builds what `upgrade head` builds."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from create_db import create_db
+from migrations.settings import make_engine
+from tests.conftest import ALEMBIC_INI, run_in_project
+from tests.schema import snapshot
+
+
+def rows(url) -> list[tuple]:
+    with make_engine(url).connect() as connection:
+        customers = connection.execute(text("SELECT id, name, order_count FROM customer ORDER BY id")).all()
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return [tuple(row) for row in customers + versions]
+
+
+def config_for(url) -> Config:
+    config = Config(ALEMBIC_INI)
+    config.attributes["database_url"] = url
+    return config
+
+
+def test_create_db_builds_the_same_tables_as_upgrade_head(new_database):
+    built, migrated = new_database(), new_database()
+    create_db(config_for(built))
+    command.upgrade(config_for(migrated), "head")
+    with make_engine(built).connect() as a, make_engine(migrated).connect() as b:
+        assert snapshot(a)["tables"] == snapshot(b)["tables"]
+        head = ScriptDirectory.from_config(config_for(built)).get_current_head()
+        for connection in (a, b):
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
+
+
+def test_create_db_says_what_it_did(database_url):
+    result = run_in_project(database_url, "create_db.py")
+    assert result.returncode == 0, result.stderr
+    assert "customer" in result.stdout
+    assert "stamped at head 199028bf9856" in result.stdout
+
+
+def test_create_db_refuses_a_database_with_tables_and_keeps_every_row(database_url):
+    config = config_for(database_url)
+    config.attributes["data"] = True
+    command.upgrade(config, "head")
+    before = rows(database_url)
+    result = run_in_project(database_url, "create_db.py")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line
+    assert "is not empty" in result.stderr and "Traceback" not in result.stderr
+    assert rows(database_url) == before and len(before) == 4
+
+
+def test_create_db_refuses_a_database_with_only_a_version_row(database_url):
+    command.stamp(config_for(database_url), "head")
+    result = run_in_project(database_url, "create_db.py")
+    assert result.returncode == 1
+    assert "alembic_version" in result.stderr
+
+
+def test_create_db_sql_prints_the_ddl_and_touches_nothing(database_url):
+    result = run_in_project(database_url, "create_db.py", "--sql")
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE customer" in result.stdout
+    assert "INSERT INTO alembic_version" in result.stdout
+    with make_engine(database_url).connect() as connection:
+        assert snapshot(connection)["tables"] == {}

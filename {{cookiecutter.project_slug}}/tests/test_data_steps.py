@@ -1,0 +1,79 @@
+"""Recipe 2, conditional migration elements: data steps run only when asked for."""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import Engine, inspect, text
+
+from tests.conftest import ALEMBIC_INI, alembic_cli
+
+
+def customers(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM customer")).scalar_one()
+
+
+def with_x(config: Config, *x: str) -> Config:
+    config.cmd_opts = argparse.Namespace(x=list(x))  # what `alembic -x ...` sets
+    return config
+
+
+def test_data_steps_do_not_run_by_default(alembic_config, engine):
+    command.upgrade(alembic_config, "head")
+    assert customers(engine) == 0
+
+
+@pytest.mark.parametrize("word", ["true", "YES", "On", "1"])
+def test_data_steps_run_with_a_true_x_argument(alembic_config, engine, word):
+    command.upgrade(with_x(alembic_config, f"data={word}"), "head")
+    assert customers(engine) == 3
+
+
+@pytest.mark.parametrize("word", ["false", "No", "OFF", "0"])
+def test_data_steps_do_not_run_with_a_false_x_argument(alembic_config, engine, word):
+    command.upgrade(with_x(alembic_config, f"data={word}"), "head")
+    assert customers(engine) == 0
+
+
+def test_data_steps_run_with_the_config_attribute(alembic_config, engine):
+    alembic_config.attributes["data"] = True
+    command.upgrade(alembic_config, "head")
+    assert customers(engine) == 3
+
+
+def test_cli_runs_data_steps_and_the_view_shows_them(database_url, engine):
+    result = alembic_cli(database_url, "-x", "data=true", "upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT name FROM customer_view ORDER BY name")).scalars().all()
+    assert names == ["data 1", "data 3"]
+
+
+def test_a_bad_x_value_fails_before_any_ddl(database_url, engine):
+    result = alembic_cli(database_url, "-x", "data=maybe", "upgrade", "head")
+    assert result.returncode != 0
+    assert "-x data='maybe' is not a yes/no value" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert inspect(engine).get_table_names() == []
+
+
+def test_a_non_boolean_attribute_is_an_error(alembic_config, engine):
+    alembic_config.attributes["data"] = "yes"
+    with pytest.raises(CommandError, match="set it to True or False"):
+        command.upgrade(alembic_config, "head")
+    assert inspect(engine).get_table_names() == []
+
+
+def test_downgrade_runs_data_steps_before_schema_steps(database_url):
+    buffer = io.StringIO()
+    config = with_x(Config(ALEMBIC_INI, output_buffer=buffer), "data=true")
+    config.attributes["database_url"] = database_url
+    command.downgrade(config, "3ab8b2dfb055:base", sql=True)
+    sql = buffer.getvalue()
+    assert sql.index("DELETE FROM customer") < sql.index("DROP TABLE customer")

@@ -1,0 +1,41 @@
+"""The example history: one head, and it goes base -> head -> base -> head unchanged."""
+
+from __future__ import annotations
+
+import io
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from tests.conftest import ALEMBIC_INI
+from tests.schema import snapshot
+
+
+def test_history_has_exactly_one_head():
+    assert len(ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_heads()) == 1
+
+
+def test_base_head_base_head_gives_the_same_schema(alembic_config: Config, engine: Engine):
+    command.upgrade(alembic_config, "head")
+    with engine.connect() as connection:
+        at_head = snapshot(connection)
+    command.downgrade(alembic_config, "base")
+    with engine.connect() as connection:
+        assert snapshot(connection) == {"tables": {}, "views": []}
+    command.upgrade(alembic_config, "head")
+    with engine.connect() as connection:
+        assert snapshot(connection) == at_head
+    assert "customer" in at_head["tables"] and "customer_view" in at_head["views"]
+
+
+def test_offline_mode_writes_the_whole_history_as_sql(database_url):
+    buffer = io.StringIO()
+    config = Config(ALEMBIC_INI, output_buffer=buffer)
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head", sql=True)
+    sql = buffer.getvalue()
+    assert "CREATE TABLE customer" in sql
+    assert sql.count("CREATE VIEW customer_view") == 2  # created, then replaced
+    assert "199028bf9856" in sql
