@@ -1,5 +1,9 @@
 """Validate the answers before anything is rendered.
 
+The project folder name is the slug through the slugify filter: a valid slug is
+unchanged by slugify, and a bad one (``a/b``) makes a single folder that cookiecutter
+removes when this hook fails, instead of nested folders it would leave behind.
+
 Prints one ``ERROR: ...`` line and exits 1 on a bad answer; cookiecutter then
 removes the half-made project folder. No side effects: cruft re-runs this hook.
 The checks are plain functions so the template's tests can import and call them.
@@ -14,7 +18,7 @@ import sys
 
 DATABASES = ("sqlite", "postgresql", "mysql")
 RESERVED_PACKAGES = {"migrations", "tests", "alembic", "sqlalchemy", "create_db"}
-SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 METADATA_PATH = re.compile(rf"({DOTTED}):({DOTTED})")
 

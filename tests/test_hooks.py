@@ -1,0 +1,88 @@
+"""The pre-generation hook: bad answers get one ERROR line, exit 1, and nothing on disk."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEMPLATE
+
+spec = importlib.util.spec_from_file_location("pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py")
+hook = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hook)
+
+GOOD = {
+    "project_name": "My Project",
+    "project_slug": "my-project",
+    "package_name": "my_project",
+    "database": "sqlite",
+    "target_metadata": "my_project.models:metadata",
+}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"project_slug": "shop"},
+        {"project_slug": "shop-api-2"},
+        {"package_name": "shop_core"},
+        {"database": "postgresql"},
+        {"database": "mysql"},
+        {"target_metadata": "app.db:Base.metadata"},
+        {"target_metadata": "models:metadata"},
+    ],
+)
+def test_good_answers_pass(answer):
+    assert hook.errors({**GOOD, **answer}) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"project_name": "  "}, "project_name is empty"),
+        ({"project_slug": "my project"}, "not a valid folder name"),
+        ({"project_slug": "my/project"}, "not a valid folder name"),
+        ({"project_slug": "My-Project"}, "not a valid folder name"),
+        ({"package_name": "1shop"}, "not a Python identifier"),
+        ({"package_name": "my-project"}, "not a Python identifier"),
+        ({"package_name": "class"}, "is a Python keyword"),
+        ({"package_name": "migrations"}, "would shadow"),
+        ({"package_name": "json"}, "would shadow"),
+        ({"database": "oracle"}, "not supported"),
+        ({"target_metadata": "my_project.models"}, "not a 'module:attribute' path"),
+        ({"target_metadata": "my_project.models:"}, "not a 'module:attribute' path"),
+        ({"target_metadata": "my project:metadata"}, "not a 'module:attribute' path"),
+        ({"target_metadata": "class.models:metadata"}, "not a 'module:attribute' path"),
+    ],
+)
+def test_bad_answers_are_named(answer, message):
+    errors = hook.errors({**GOOD, **answer})
+    assert len(errors) == 1 and message in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("project_name=", "ERROR: project_name is empty"),
+        ("project_slug=my project", "ERROR: project_slug 'my project' is not a valid folder name"),
+        ("project_slug=a/b", "ERROR: project_slug 'a/b' is not a valid folder name"),
+        ("package_name=class", "ERROR: package_name 'class' is a Python keyword"),
+        ("target_metadata=models", "ERROR: target_metadata 'models' is not a 'module:attribute' path"),
+        ("database=oracle", "oracle provided for choice variable database"),  # cookiecutter's own check
+    ],
+)
+def test_baking_with_a_bad_answer_fails_and_leaves_nothing(tmp_path: Path, option, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(TEMPLATE), option],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr + result.stdout
+    assert list(out.iterdir()) == []
