@@ -79,11 +79,11 @@ def errors(answers: dict[str, str]) -> list[str]:
 
 def main() -> int:
     answers = {
-        "project_name": json.loads(r'{{ cookiecutter.project_name | tojson }}'),
-        "project_slug": json.loads(r'{{ cookiecutter.project_slug | tojson }}'),
-        "package_name": json.loads(r'{{ cookiecutter.package_name | tojson }}'),
-        "database": json.loads(r'{{ cookiecutter.database | tojson }}'),
-        "target_metadata": json.loads(r'{{ cookiecutter.target_metadata | tojson }}'),
+        "project_name": json.loads(r"{{ cookiecutter.project_name | tojson }}"),
+        "project_slug": json.loads(r"{{ cookiecutter.project_slug | tojson }}"),
+        "package_name": json.loads(r"{{ cookiecutter.package_name | tojson }}"),
+        "database": json.loads(r"{{ cookiecutter.database | tojson }}"),
+        "target_metadata": json.loads(r"{{ cookiecutter.target_metadata | tojson }}"),
     }
     problems = errors(answers)
     if problems:

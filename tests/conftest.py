@@ -44,7 +44,7 @@ class BakedProject:
     def files(self) -> list[Path]:
         return sorted(path for path in self.path.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
         """Run a command in the project folder; ``python`` means this interpreter."""
         command = [sys.executable, *args[1:]] if args[0] == "python" else list(args)
         return subprocess.run(

@@ -43,10 +43,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
         head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     tables = ", ".join(metadata.tables) or "no tables"
     where = url.render_as_string(hide_password=True)
-    return (
-        f"{'Created database and built' if created_database else 'Built'} {where}: "
-        f"{tables}; stamped at head {head}."
-    )
+    return f"{'Created database and built' if created_database else 'Built'} {where}: {tables}; stamped at head {head}."
 
 
 def refuse_if_not_empty(connection: Connection, url: URL) -> None:

@@ -26,12 +26,8 @@ def data_enabled() -> bool:
         word = option.strip().lower()
         if word in TRUE | FALSE:
             return word in TRUE
-        raise CommandError(
-            f"-x data={option!r} is not a yes/no value: use -x data=true or -x data=false."
-        )
+        raise CommandError(f"-x data={option!r} is not a yes/no value: use -x data=true or -x data=false.")
     attribute = context.config.attributes.get("data", False)
     if not isinstance(attribute, bool):
-        raise CommandError(
-            f'config.attributes["data"] = {attribute!r}: set it to True or False.'
-        )
+        raise CommandError(f'config.attributes["data"] = {attribute!r}: set it to True or False.')
     return attribute

@@ -82,8 +82,7 @@ def target_metadata(config: Config) -> MetaData:
     path = config.get_main_option("target_metadata")
     if not path or ":" not in path:
         raise CommandError(
-            f"target_metadata = {path!r} in alembic.ini: expected module:attribute, "
-            "e.g. my_project.models:metadata."
+            f"target_metadata = {path!r} in alembic.ini: expected module:attribute, e.g. my_project.models:metadata."
         )
     module_name, _, attribute = path.partition(":")
     try:

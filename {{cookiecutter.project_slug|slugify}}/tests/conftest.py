@@ -102,6 +102,4 @@ def alembic_cli(database_url: URL, *args: str) -> subprocess.CompletedProcess[st
 
 def run_in_project(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
-    return subprocess.run(
-        [sys.executable, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
