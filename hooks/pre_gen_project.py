@@ -26,6 +26,8 @@ METADATA_PATH = re.compile(rf"({DOTTED}):({DOTTED})")
 def check_project_name(name: str) -> str | None:
     if not name.strip():
         return "project_name is empty: give the project a name, e.g. 'My Project'."
+    if any(character in name for character in '"\\\n'):
+        return "project_name may not contain double quotes, backslashes or line breaks."
     return None
 
 
@@ -78,13 +80,16 @@ def errors(answers: dict[str, str]) -> list[str]:
 
 
 def main() -> int:
+    # Single-quoted raw strings: tojson escapes ' but not ", and keeps backslashes.
+    # fmt: off
     answers = {
-        "project_name": json.loads(r"{{ cookiecutter.project_name | tojson }}"),
-        "project_slug": json.loads(r"{{ cookiecutter.project_slug | tojson }}"),
-        "package_name": json.loads(r"{{ cookiecutter.package_name | tojson }}"),
-        "database": json.loads(r"{{ cookiecutter.database | tojson }}"),
-        "target_metadata": json.loads(r"{{ cookiecutter.target_metadata | tojson }}"),
+        "project_name": json.loads(r'{{ cookiecutter.project_name | tojson }}'),
+        "project_slug": json.loads(r'{{ cookiecutter.project_slug | tojson }}'),
+        "package_name": json.loads(r'{{ cookiecutter.package_name | tojson }}'),
+        "database": json.loads(r'{{ cookiecutter.database | tojson }}'),
+        "target_metadata": json.loads(r'{{ cookiecutter.target_metadata | tojson }}'),
     }
+    # fmt: on
     problems = errors(answers)
     if problems:
         print(f"ERROR: {problems[0]}", file=sys.stderr)

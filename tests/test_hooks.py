@@ -44,6 +44,8 @@ def test_good_answers_pass(answer):
     ("answer", "message"),
     [
         ({"project_name": "  "}, "project_name is empty"),
+        ({"project_name": 'The "Best" Shop'}, "may not contain double quotes"),
+        ({"project_name": "Back\\slash"}, "may not contain double quotes"),
         ({"project_slug": "my project"}, "not a valid folder name"),
         ({"project_slug": "my/project"}, "not a valid folder name"),
         ({"project_slug": "My-Project"}, "not a valid folder name"),

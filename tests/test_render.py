@@ -12,7 +12,7 @@ from alembic.config import Config
 COMBINATIONS = [
     pytest.param({}, id="defaults-sqlite"),
     pytest.param({"project_name": "Shop Backend", "database": "postgresql"}, id="postgresql"),
-    pytest.param({"project_name": "Café Orders", "database": "mysql"}, id="mysql-accented-name"),
+    pytest.param({"project_name": "Café O'Brien", "database": "mysql"}, id="mysql-accented-name"),
     pytest.param(
         {"project_name": "Billing", "package_name": "billing_core", "target_metadata": "billing_core.models:Base"},
         id="custom-package-declarative-base",
