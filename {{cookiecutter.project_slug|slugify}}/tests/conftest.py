@@ -60,7 +60,7 @@ def new_database(server: URL, tmp_path: Path) -> Iterator[Callable[[], URL]]:
 
     def make() -> URL:
         if server.get_backend_name() == "sqlite":
-            return make_url(f"sqlite:///{tmp_path / f'db{len(created)}.sqlite'}")
+            return make_url(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:12]}.sqlite'}")
         url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
         ensure_database_exists(url)
         created.append(url)
