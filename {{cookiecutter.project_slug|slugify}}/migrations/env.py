@@ -17,7 +17,8 @@ from sqlalchemy import Connection, Engine
 
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
 from migrations.conditional import data_enabled
-from migrations.settings import database_url, make_engine
+from migrations.lock import lock_timeout, migration_lock
+from migrations.settings import database_url, make_engine, transactional_sqlite
 from migrations.settings import target_metadata as import_target_metadata
 
 config = context.config
@@ -45,15 +46,17 @@ def process_revision_directives(migration_context, revision, directives):
             config.print_stdout("No schema changes detected: no revision file written.")
 
 
-def configure_options(dialect_name: str) -> dict:
+def configure_options(dialect_name: str, transactional_ddl: bool | None = None) -> dict:
     return {
         "target_metadata": target_metadata,
         "process_revision_directives": process_revision_directives,
         # SQLite can ALTER little: batch mode rebuilds the table instead.
         "render_as_batch": dialect_name == "sqlite",
-        # Where DDL is not transactional (MariaDB, MySQL, SQLite), Alembic commits each
-        # migration with its version row, so a failure leaves a true version behind.
-        "transaction_per_migration": dialect_name != "postgresql",
+        # PostgreSQL, and SQLite through our engine: the whole run is one transaction.
+        # MariaDB/MySQL cannot roll DDL back: each migration commits with its version row,
+        # so a failure leaves a version that is true.
+        "transactional_ddl": transactional_ddl,
+        "transaction_per_migration": dialect_name in ("mysql", "mariadb"),
     }
 
 
@@ -84,13 +87,17 @@ def run_migrations_online() -> None:
 
 
 def run_migrations(connection: Connection) -> None:
-    if connection.dialect.name == "sqlite":
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
         # Batch mode rebuilds a table and renames it back; a view on that table would make
         # SQLite refuse the rename. The legacy rename leaves views alone (they still match).
         connection.connection.driver_connection.execute("PRAGMA legacy_alter_table = ON")
-    context.configure(connection=connection, **configure_options(connection.dialect.name))
-    with context.begin_transaction():
-        context.run_migrations()
+    transactional = transactional_sqlite(connection) if sqlite else None
+    # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
+    with migration_lock(connection, lock_timeout(config)):
+        context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 # Recipe 2: a bad `-x data=...` is an error here, before any DDL runs.

@@ -19,7 +19,7 @@ from functools import reduce
 
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, MetaData, create_engine, event, make_url, pool
+from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, make_url, pool
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 
@@ -55,20 +55,25 @@ def make_engine(url: URL | str) -> Engine:
         safe = make_url(url).render_as_string(hide_password=True)
         raise CommandError(f"Cannot use database URL {safe}: {error}") from None
     if engine.dialect.name == "sqlite":
-        _begin_sqlite_transactions_explicitly(engine)
+        # SQLAlchemy's recipe for pysqlite: turn off the driver's own transaction handling
+        # and emit BEGIN ourselves, so DDL is transactional and one commit means one fsync.
+        # IMMEDIATE takes the write lock at once: concurrent migrations queue up.
+        event.listen(engine, "connect", _no_driver_transactions)
+        event.listen(engine, "begin", _begin_immediate)
     return engine
 
 
-def _begin_sqlite_transactions_explicitly(engine: Engine) -> None:
-    # SQLAlchemy's recipe for pysqlite: turn off the driver's own transaction handling
-    # and emit BEGIN ourselves, so DDL is transactional and one commit means one fsync.
-    @event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None
+def _no_driver_transactions(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection):
-        connection.exec_driver_sql("BEGIN")
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def transactional_sqlite(connection: Connection) -> bool:
+    """True for a SQLite connection made by make_engine: its DDL is transactional."""
+    return connection.dialect.name == "sqlite" and event.contains(connection.engine, "begin", _begin_immediate)
 
 
 def server_url(url: URL) -> URL:

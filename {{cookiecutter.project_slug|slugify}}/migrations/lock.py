@@ -1,0 +1,83 @@
+"""The migration lock: concurrent ``alembic upgrade`` runs wait for each other, then find
+nothing left to do, instead of colliding with "already exists" errors.
+
+- PostgreSQL: a session-level advisory lock keyed on the version table (advisory locks
+  are per database already); inside a caller's transaction, a transaction-level one.
+- MariaDB/MySQL: ``GET_LOCK`` on a name made of the database and the version table.
+- SQLite: the run is one ``BEGIN IMMEDIATE`` transaction (see env.py and settings.py),
+  which takes the write lock before the version is read; nothing to do here.
+
+SQLAlchemy 2.x autobegins: a query run before ``context.configure()`` would leave a
+transaction open, Alembic would treat it as the caller's and never commit. So the lock
+queries end their own transaction, unless the caller's transaction was already there.
+
+The wait is ``migration_lock_timeout`` seconds (alembic.ini, or the
+``MIGRATION_LOCK_TIMEOUT`` environment variable); then a one-line error, nothing applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import Connection, text
+
+DEFAULT_TIMEOUT = 60.0
+POLL_SECONDS = 0.1
+
+
+def lock_timeout(config: Config) -> float:
+    raw = os.environ.get("MIGRATION_LOCK_TIMEOUT") or config.get_main_option("migration_lock_timeout")
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise CommandError(f"migration_lock_timeout = {raw!r}: expected a number of seconds.") from None
+
+
+@contextmanager
+def migration_lock(connection: Connection, timeout: float, version_table: str = "alembic_version") -> Iterator[None]:
+    """Hold the migration lock for this database around the block."""
+    dialect = connection.dialect.name
+    if dialect not in ("postgresql", "mysql", "mariadb"):
+        yield
+        return
+    name = f"{connection.engine.url.database}.{version_table}"
+    # Inside the caller's transaction we must not commit; otherwise we must, after each query.
+    external = connection.in_transaction()
+
+    def ask(sql: str, **params) -> bool:
+        result = connection.execute(text(sql), params).scalar()
+        if not external:
+            connection.commit()
+        return bool(result)
+
+    if dialect == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        scope = "xact_" if external else ""  # a transaction lock ends with the caller's commit
+        take, release = f"SELECT pg_try_advisory_{scope}lock(:key)", "SELECT pg_advisory_unlock(:key)"
+        params = {"key": key}
+    else:
+        take, release = "SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)"
+        params = {"name": "alembic:" + hashlib.sha256(name.encode()).hexdigest()[:48]}  # <= 64 characters
+
+    deadline = time.monotonic() + timeout
+    while not ask(take, **params):
+        if time.monotonic() >= deadline:
+            where = connection.engine.url.render_as_string(hide_password=True)
+            raise CommandError(
+                f"gave up after {timeout:g} s waiting for the migration lock on {where}: another "
+                "migration is running. Retry when it is done, or raise migration_lock_timeout in alembic.ini."
+            )
+        time.sleep(POLL_SECONDS)
+    try:
+        yield
+    finally:
+        if not (external and dialect == "postgresql"):
+            if not external and connection.in_transaction():
+                connection.rollback()  # whatever a failed or read-only run left open
+            ask(release, **params)
