@@ -4,7 +4,8 @@
     python create_db.py --url URL    # another database
     python create_db.py --sql        # print the SQL instead of running it
 
-Creates every table of the target MetaData with ``create_all()`` and records the head
+Creates every table of the target MetaData with ``create_all()``, then the views,
+functions and triggers declared on it (migrations/replaceable.py), and records the head
 revision in ``alembic_version``, in one transaction (the shared-connection recipe), so
 a new database never replays the whole history. A PostgreSQL or MariaDB database that
 does not exist yet is created first. A database that already has tables, views or a
@@ -23,6 +24,7 @@ from alembic.util import CommandError
 from sqlalchemy import URL, Connection, create_mock_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
+from migrations.replaceable import create_declared_objects, declared_objects
 from migrations.settings import database_url, make_engine, server_url, target_metadata
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
@@ -38,10 +40,11 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     with make_engine(url).begin() as connection:
         refuse_if_not_empty(connection, url)
         metadata.create_all(connection)
+        objects = create_declared_objects(connection, metadata)  # views, functions...: after the tables
         config.attributes["connection"] = connection
         command.stamp(config, "head")
         head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    tables = ", ".join(metadata.tables) or "no tables"
+    tables = ", ".join([*metadata.tables, *(obj.name.partition("(")[0] for obj in objects)]) or "nothing"
     where = url.render_as_string(hide_password=True)
     return f"{'Created database and built' if created_database else 'Built'} {where}: {tables}; stamped at head {head}."
 
@@ -94,6 +97,8 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
 
     mock = create_mock_engine(url, dump)
     metadata.create_all(mock, checkfirst=False)
+    for obj in declared_objects(metadata):
+        print(f"{obj.kind.create(obj)};\n")
     command.stamp(config, "head", sql=True)
 
 

@@ -1,4 +1,4 @@
-"""Cookbook recipe 4, replaceable objects: views and stored functions as ``op.*`` operations.
+"""Cookbook recipe 4, replaceable objects: views, functions, procedures and triggers as ``op.*``.
 
 A replaceable object is created and dropped whole. A revision declares it once::
 
@@ -7,30 +7,55 @@ A replaceable object is created and dropped whole. A revision declares it once::
     def upgrade():
         op.create_view(customer_view)
 
-and a later revision that changes it names the revision holding the previous
-definition, so its downgrade can put that definition back::
+and a later revision that changes it names the revision holding the previous definition,
+so that its downgrade can put that definition back::
 
     op.replace_view(customer_view, replaces="28af9800143f.customer_view")      # upgrade
     op.replace_view(customer_view, replace_with="28af9800143f.customer_view")  # downgrade
 
-env.py imports this module, which registers ``op.create_view``, ``op.drop_view``,
-``op.replace_view``, ``op.create_sp``, ``op.drop_sp`` and ``op.replace_sp``.
-Differences from the cookbook's sketch: ``DropViewOp.reverse`` works, a bad
-``"<rev>.<name>"`` reference is a one-line error naming it, a name may be
-schema-qualified, and a kind the database lacks is an error naming both.
+``replaces=`` / ``replace_with=`` also take a ReplaceableObject itself: autogenerate writes
+the old definition into the revision, which then needs no older revision file.
+
+Operations (env.py imports this module, which registers them):
+
+    kind               operations                                             databases
+    view               create_view, drop_view, replace_view                   all
+    materialized view  create_materialized_view, drop_..., replace_...        PostgreSQL
+    function           create_sp, drop_sp, replace_sp (or create_function...) PostgreSQL, MariaDB
+    procedure          create_procedure, drop_procedure, replace_procedure    PostgreSQL, MariaDB
+    trigger            create_trigger, drop_trigger, replace_trigger          all
+
+A kind the database lacks is an error naming both. Replacing uses CREATE OR REPLACE where
+the database can; where it cannot (a PostgreSQL view losing a column, a materialized
+view), the objects that depend on it are dropped and recreated around it.
+
+The app can also *declare* its current objects next to its models, like a Table::
+
+    View("customer_view", metadata, "SELECT name FROM customer")
+
+create_db.py creates declared objects, and autogenerate compares them with the database
+(see migrations/declared.py).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
 from alembic.operations import MigrateOperation, Operations
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.exc import DBAPIError
+
+ALL = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
+SERVERS = frozenset({"postgresql", "mysql", "mariadb"})
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReplaceableObject:
     """A named piece of SQL for a CREATE statement: a view's SELECT, a function's body."""
 
@@ -38,11 +63,68 @@ class ReplaceableObject:
     sqltext: str
 
 
-class ReversibleOp(MigrateOperation):
-    """Create or drop one ReplaceableObject; ``replace`` drops the old and creates the new."""
+# --- What each kind's SQL looks like -------------------------------------------------------
 
-    kind: ClassVar[str] = "object"
-    dialects: ClassVar[frozenset[str]] = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
+
+@dataclass(frozen=True)
+class Kind:
+    label: str  # "view", "function", ...: in messages and op names
+    keyword: str  # the word after CREATE / DROP
+    dialects: frozenset[str]
+    or_replace: frozenset[str]  # where CREATE OR REPLACE works
+
+    def create(self, obj: ReplaceableObject, or_replace: bool = False) -> str:
+        verb = "CREATE OR REPLACE" if or_replace else "CREATE"
+        middle = " AS " if self.keyword.endswith("VIEW") else " "
+        return f"{verb} {self.keyword} {obj.name}{middle}{obj.sqltext.strip()}"
+
+    def drop(self, obj: ReplaceableObject, dialect: str) -> str:
+        name = obj.name
+        if self.keyword in ("FUNCTION", "PROCEDURE") and dialect != "postgresql":
+            name = base_name(name)  # MariaDB drops routines by name alone
+        if self.keyword == "TRIGGER" and dialect == "postgresql":
+            return f"DROP TRIGGER {name} ON {trigger_table(obj)}"
+        return f"DROP {self.keyword} {name}"
+
+    def check(self, dialect: str, obj: ReplaceableObject) -> None:
+        if dialect not in self.dialects:
+            raise CommandError(f"{obj.name!r}: a {self.label} is not supported on {dialect}.")
+
+
+VIEW = Kind("view", "VIEW", ALL, frozenset({"postgresql", "mysql", "mariadb"}))
+MATERIALIZED_VIEW = Kind("materialized view", "MATERIALIZED VIEW", frozenset({"postgresql"}), frozenset())
+FUNCTION = Kind("function", "FUNCTION", SERVERS, SERVERS)
+PROCEDURE = Kind("procedure", "PROCEDURE", SERVERS, SERVERS)
+TRIGGER = Kind("trigger", "TRIGGER", ALL, frozenset({"mysql", "mariadb"}))
+KINDS = (FUNCTION, PROCEDURE, VIEW, MATERIALIZED_VIEW, TRIGGER)
+
+
+def base_name(name: str) -> str:
+    """``public.add_customer_sp(a int)`` -> ``add_customer_sp``."""
+    return name.partition("(")[0].strip().rpartition(".")[2].strip('"`')
+
+
+def trigger_table(obj: ReplaceableObject) -> str:
+    match = re.search(r"\bON\s+([\w.\"`]+)", obj.sqltext, re.IGNORECASE)
+    if not match:
+        raise CommandError(f"trigger {obj.name!r}: its SQL names no table (expected '... ON <table> ...').")
+    return match.group(1)
+
+
+def execute(runner: Operations | Connection, sql: str) -> None:
+    """Run DDL text as written: colons are not bind parameters (``'10:30'``, ``::int``)."""
+    runner.execute(text(sql.replace(":", r"\:")))
+
+
+# --- The operations ------------------------------------------------------------------------
+
+
+class ReversibleOp(MigrateOperation):
+    """Create or drop one ReplaceableObject of one kind."""
+
+    kind: ClassVar[Kind]
+    creates: ClassVar[bool]
+    partner: ClassVar[type[ReversibleOp]]
 
     def __init__(self, target: ReplaceableObject) -> None:
         self.target = target
@@ -52,11 +134,13 @@ class ReversibleOp(MigrateOperation):
         return operations.invoke(cls(target))
 
     def reverse(self) -> ReversibleOp:
-        raise NotImplementedError()
+        return self.partner(self.target)
 
     @classmethod
-    def _get_object_from_version(cls, operations: Operations, ident: str) -> ReplaceableObject:
+    def _get_object_from_version(cls, operations: Operations, ident: str | ReplaceableObject) -> ReplaceableObject:
         """The object ``"<revision>.<name>"`` refers to; the name may be schema-qualified."""
+        if isinstance(ident, ReplaceableObject):
+            return ident
         version, _, name = ident.partition(".")
         if not version or not name:
             raise CommandError(f"{ident!r}: expected '<revision>.<name>', e.g. '28af9800143f.customer_view'.")
@@ -65,17 +149,14 @@ class ReversibleOp(MigrateOperation):
         except (CommandError, RevisionError):
             revision = None
         if revision is None:
-            raise CommandError(f"{ident!r}: there is no revision {version!r} in this migration history.")
+            raise CommandError(
+                f"{ident!r}: there is no revision {version!r} in this migration history "
+                "(if it was pruned, write the old definition in place of the reference)."
+            )
         found = getattr(revision.module, name, None)
         if not isinstance(found, ReplaceableObject):  # "public.customer_view": match by object name
-            found = next(
-                (
-                    value
-                    for value in vars(revision.module).values()
-                    if isinstance(value, ReplaceableObject) and value.name.partition("(")[0].strip() == name
-                ),
-                None,
-            )
+            candidates = [value for value in vars(revision.module).values() if isinstance(value, ReplaceableObject)]
+            found = next((value for value in candidates if value.name.partition("(")[0].strip() == name), None)
         if found is None:
             raise CommandError(f"{ident!r}: revision {version} defines no ReplaceableObject {name!r}.")
         return found
@@ -83,78 +164,179 @@ class ReversibleOp(MigrateOperation):
     @classmethod
     def replace(cls, operations: Operations, target: ReplaceableObject, replaces=None, replace_with=None):
         if replaces:
-            old = cls._get_object_from_version(operations, replaces)
-            drop_old, create_new = cls(old).reverse(), cls(target)
+            old, new = cls._get_object_from_version(operations, replaces), target
         elif replace_with:
-            old = cls._get_object_from_version(operations, replace_with)
-            drop_old, create_new = cls(target).reverse(), cls(old)
+            old, new = target, cls._get_object_from_version(operations, replace_with)
         else:
             raise TypeError("replaces or replace_with is required")
-        operations.invoke(drop_old)
-        operations.invoke(create_new)
+        return operations.invoke(ReplaceOp(cls.kind, old, new))
 
 
-@Operations.register_operation("create_view", "invoke_for_target")
-@Operations.register_operation("replace_view", "replace")
-class CreateViewOp(ReversibleOp):
-    kind = "view"
+class ReplaceOp(MigrateOperation):
+    """Put ``new`` in the place of ``old``; the reverse puts ``old`` back."""
 
-    def reverse(self) -> ReversibleOp:
-        return DropViewOp(self.target)
+    def __init__(self, kind: Kind, old: ReplaceableObject, new: ReplaceableObject) -> None:
+        self.kind, self.old, self.new = kind, old, new
 
-
-@Operations.register_operation("drop_view", "invoke_for_target")
-class DropViewOp(ReversibleOp):
-    kind = "view"
-
-    def reverse(self) -> ReversibleOp:
-        return CreateViewOp(self.target)
+    def reverse(self) -> ReplaceOp:
+        return ReplaceOp(self.kind, self.new, self.old)
 
 
-@Operations.register_operation("create_sp", "invoke_for_target")
-@Operations.register_operation("replace_sp", "replace")
-class CreateSPOp(ReversibleOp):
-    kind = "stored function"
-    dialects = frozenset({"postgresql", "mysql", "mariadb"})
+OPERATION_NAMES = {
+    VIEW: ["view"],
+    MATERIALIZED_VIEW: ["materialized_view"],
+    FUNCTION: ["sp", "function"],
+    PROCEDURE: ["procedure"],
+    TRIGGER: ["trigger"],
+}
+COOKBOOK_CLASS_NAMES = {VIEW: "View", FUNCTION: "SP"}
+CREATE_OPS: dict[Kind, type[ReversibleOp]] = {}
+DROP_OPS: dict[Kind, type[ReversibleOp]] = {}
 
-    def reverse(self) -> ReversibleOp:
-        return DropSPOp(self.target)
-
-
-@Operations.register_operation("drop_sp", "invoke_for_target")
-class DropSPOp(ReversibleOp):
-    kind = "stored function"
-    dialects = frozenset({"postgresql", "mysql", "mariadb"})
-
-    def reverse(self) -> ReversibleOp:
-        return CreateSPOp(self.target)
-
-
-def _run(operations: Operations, operation: ReversibleOp, sql: str) -> None:
-    dialect = operations.get_context().dialect.name
-    if dialect not in operation.dialects:
-        raise CommandError(
-            f"{type(operation).__name__} on {operation.target.name!r}: "
-            f"a {operation.kind} is not supported on {dialect}."
-        )
-    operations.execute(sql)
+for _kind, _names in OPERATION_NAMES.items():
+    _title = COOKBOOK_CLASS_NAMES.get(_kind, _kind.label.title().replace(" ", ""))
+    _create = type(f"Create{_title}Op", (ReversibleOp,), {"kind": _kind, "creates": True, "__module__": __name__})
+    _drop = type(f"Drop{_title}Op", (ReversibleOp,), {"kind": _kind, "creates": False, "__module__": __name__})
+    _create.partner, _drop.partner = _drop, _create
+    for _name in _names:
+        Operations.register_operation(f"create_{_name}", "invoke_for_target")(_create)
+        Operations.register_operation(f"replace_{_name}", "replace")(_create)
+        Operations.register_operation(f"drop_{_name}", "invoke_for_target")(_drop)
+    CREATE_OPS[_kind], DROP_OPS[_kind] = _create, _drop
+    globals()[_create.__name__], globals()[_drop.__name__] = _create, _drop
 
 
-@Operations.implementation_for(CreateViewOp)
-def create_view(operations: Operations, operation: CreateViewOp) -> None:
-    _run(operations, operation, f"CREATE VIEW {operation.target.name} AS {operation.target.sqltext}")
+def _dialect(operations: Operations) -> str:
+    return operations.get_context().dialect.name
 
 
-@Operations.implementation_for(DropViewOp)
-def drop_view(operations: Operations, operation: DropViewOp) -> None:
-    _run(operations, operation, f"DROP VIEW {operation.target.name}")
+@Operations.implementation_for(ReversibleOp)  # and so for every Create*/Drop* class
+def create_or_drop(operations: Operations, operation: ReversibleOp) -> None:
+    dialect = _dialect(operations)
+    operation.kind.check(dialect, operation.target)
+    kind, target = operation.kind, operation.target
+    execute(operations, kind.create(target) if operation.creates else kind.drop(target, dialect))
 
 
-@Operations.implementation_for(CreateSPOp)
-def create_sp(operations: Operations, operation: CreateSPOp) -> None:
-    _run(operations, operation, f"CREATE FUNCTION {operation.target.name} {operation.target.sqltext}")
+@Operations.implementation_for(ReplaceOp)
+def replace(operations: Operations, operation: ReplaceOp) -> None:
+    kind, old, new = operation.kind, operation.old, operation.new
+    dialect = _dialect(operations)
+    kind.check(dialect, new)
+    context = operations.get_context()
+    same_object = old.name == new.name or (kind.keyword in ("FUNCTION", "PROCEDURE") and dialect != "postgresql")
+    if same_object and dialect in kind.or_replace:
+        if context.as_sql or dialect != "postgresql":
+            execute(operations, kind.create(new, or_replace=True))
+            return
+        connection = operations.get_bind()
+        try:  # PostgreSQL refuses some replacements (a view losing a column): try in a savepoint
+            with connection.begin_nested():
+                execute(connection, kind.create(new, or_replace=True))
+            return
+        except DBAPIError:
+            pass
+    if dialect == "postgresql" and not context.as_sql and kind in (VIEW, MATERIALIZED_VIEW):
+        with dependants_set_aside(operations.get_bind(), old.name):
+            execute(operations, kind.drop(old, dialect))
+            execute(operations, kind.create(new))
+        return
+    execute(operations, kind.drop(old, dialect))
+    execute(operations, kind.create(new))
 
 
-@Operations.implementation_for(DropSPOp)
-def drop_sp(operations: Operations, operation: DropSPOp) -> None:
-    _run(operations, operation, f"DROP FUNCTION {operation.target.name}")
+DEPENDANT_VIEWS = text(
+    """
+    WITH RECURSIVE dependants(oid, depth) AS (
+        SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE d.refobjid = CAST(:name AS regclass) AND r.ev_class <> d.refobjid
+        UNION
+        SELECT DISTINCT r.ev_class, dependants.depth + 1
+        FROM dependants JOIN pg_depend d ON d.refobjid = dependants.oid JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE r.ev_class <> d.refobjid
+    )
+    SELECT format('%I.%I', n.nspname, c.relname), c.relkind, pg_get_viewdef(c.oid), max(depth)
+    FROM dependants JOIN pg_class c ON c.oid = dependants.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+    GROUP BY n.nspname, c.relname, c.relkind, c.oid ORDER BY max(depth)
+    """
+)
+
+
+@contextmanager
+def dependants_set_aside(connection: Connection, name: str) -> Iterator[None]:
+    """Drop the views that depend on a PostgreSQL view, deepest first; recreate them after."""
+    dependants = connection.execute(DEPENDANT_VIEWS, {"name": name}).all()
+    for dependant, relkind, _definition, _depth in reversed(dependants):
+        execute(connection, f"DROP {'MATERIALIZED VIEW' if relkind == 'm' else 'VIEW'} {dependant}")
+    yield
+    for dependant, relkind, definition, _depth in dependants:
+        execute(connection, f"CREATE {'MATERIALIZED VIEW' if relkind == 'm' else 'VIEW'} {dependant} AS {definition}")
+
+
+# --- Declared objects: the current definitions, kept with the models ------------------------
+
+REGISTRY_KEY = "replaceable_objects"
+
+
+class DeclaredObject(ReplaceableObject):
+    """A replaceable object the app declares on its MetaData, like a Table."""
+
+    kind: ClassVar[Kind]
+
+    def __init__(self, name: str, metadata: MetaData, sqltext: str) -> None:
+        super().__init__(name, sqltext)
+        registry = metadata.info.setdefault(REGISTRY_KEY, {})
+        key = (self.kind.label, name)
+        if key in registry:
+            raise CommandError(f"{self.kind.label} {name!r} is declared twice on this MetaData.")
+        registry[key] = self
+
+
+class View(DeclaredObject):
+    kind = VIEW
+
+
+class MaterializedView(DeclaredObject):
+    kind = MATERIALIZED_VIEW
+
+
+class Function(DeclaredObject):
+    kind = FUNCTION
+
+
+class Procedure(DeclaredObject):
+    kind = PROCEDURE
+
+
+class Trigger(DeclaredObject):
+    kind = TRIGGER
+
+
+def declared_objects(metadata: MetaData) -> list[DeclaredObject]:
+    """The declared objects, each after the declared objects its SQL names."""
+    objects = list(metadata.info.get(REGISTRY_KEY, {}).values())
+    names = {id(obj): base_name(obj.name) for obj in objects}
+    ordered: list[DeclaredObject] = []
+    visiting: set[int] = set()
+
+    def visit(obj: DeclaredObject) -> None:
+        if obj in ordered or id(obj) in visiting:
+            return
+        visiting.add(id(obj))
+        for other in objects:
+            if other is not obj and re.search(rf"\b{re.escape(names[id(other)])}\b", obj.sqltext):
+                visit(other)
+        ordered.append(obj)
+
+    for obj in objects:
+        visit(obj)
+    return ordered
+
+
+def create_declared_objects(connection: Connection, metadata: MetaData) -> list[DeclaredObject]:
+    """Create every declared object, in dependency order (create_db.py, after create_all)."""
+    created = declared_objects(metadata)
+    for obj in created:
+        obj.kind.check(connection.dialect.name, obj)
+        execute(connection, obj.kind.create(obj))
+    return created

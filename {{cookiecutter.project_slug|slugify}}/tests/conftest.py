@@ -10,6 +10,7 @@ skips the tests that need it, with the reason, except under ``CI=true``: there i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -95,11 +96,24 @@ def alembic_config(database_url: URL) -> Config:
     return config
 
 
-def alembic_cli(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ``alembic`` command as a user would, in the project folder."""
-    return run_in_project(database_url, "-m", "alembic", *args)
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the migration unit and the models, to add revisions or edit models in."""
+    copy = tmp_path / "project"
+    package = Config(ALEMBIC_INI).get_main_option("target_metadata").split(":")[0].split(".")[0]
+    ignore = shutil.ignore_patterns("__pycache__", "*.db")
+    for name in ("migrations", package):
+        shutil.copytree(PROJECT / name, copy / name, ignore=ignore)
+    for name in ("alembic.ini", "create_db.py", "pyproject.toml"):
+        shutil.copy2(PROJECT / name, copy / name)
+    return copy
 
 
-def run_in_project(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
+def alembic_cli(database_url: URL, *args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    """Run the ``alembic`` command as a user would, in the project folder (or a copy)."""
+    return run_in_project(database_url, "-m", "alembic", *args, cwd=cwd)
+
+
+def run_in_project(database_url: URL, *args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
-    return subprocess.run([sys.executable, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)

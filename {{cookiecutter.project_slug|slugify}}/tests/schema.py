@@ -6,11 +6,15 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect
 
+from migrations.declared import READERS
+
 VERSION_TABLE = "alembic_version"
 
 
 def snapshot(connection: Connection) -> dict[str, Any]:
-    """Tables with their columns, keys, indexes and constraints; and the view names."""
+    """Tables with their columns, keys, indexes and constraints; the view names; and the
+    views, functions, procedures and triggers with their definitions as the database
+    renders them (so two databases built differently compare equal when they are)."""
     inspector = inspect(connection)
     tables = {}
     for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
@@ -33,4 +37,8 @@ def snapshot(connection: Connection) -> dict[str, Any]:
             ),
             "checks": sorted((check["name"], check["sqltext"]) for check in inspector.get_check_constraints(table)),
         }
-    return {"tables": tables, "views": sorted(inspector.get_view_names())}
+    objects = {
+        f"{label} {name}": definition
+        for (label, name), (_, definition) in READERS[connection.dialect.name].existing(connection).items()
+    }
+    return {"tables": tables, "views": sorted(inspector.get_view_names()), "objects": objects}

@@ -1,4 +1,5 @@
-"""Recipe 1, a database from scratch: create_db.py builds what `upgrade head` builds."""
+"""Recipe 1, a database from scratch: create_db.py builds what `upgrade head` builds,
+views and functions included."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ def config_for(url) -> Config:
     return config
 
 
-def test_create_db_builds_the_same_tables_as_upgrade_head(new_database):
+def test_create_db_builds_the_same_schema_as_upgrade_head(new_database):
     built, migrated = new_database(), new_database()
     create_db(config_for(built))
     command.upgrade(config_for(migrated), "head")
     with make_engine(built).connect() as a, make_engine(migrated).connect() as b:
-        assert snapshot(a)["tables"] == snapshot(b)["tables"]
+        built_schema, migrated_schema = snapshot(a), snapshot(b)
+        assert built_schema == migrated_schema  # tables, columns, indexes, constraints, views, functions
+        assert "view customer_view" in built_schema["objects"]
         head = ScriptDirectory.from_config(config_for(built)).get_current_head()
         for connection in (a, b):
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head

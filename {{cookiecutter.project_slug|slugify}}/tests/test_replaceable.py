@@ -59,5 +59,5 @@ def test_a_stored_function_on_sqlite_is_an_error_naming_both(alembic_config, eng
     if dialect != "sqlite":
         pytest.skip("only SQLite lacks stored functions")
     with engine.connect() as connection:
-        with pytest.raises(CommandError, match="stored function is not supported on sqlite"):
+        with pytest.raises(CommandError, match="a function is not supported on sqlite"):
             operations(alembic_config, connection).create_sp(ReplaceableObject("f()", "RETURNS int"))

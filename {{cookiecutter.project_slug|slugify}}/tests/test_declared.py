@@ -1,0 +1,159 @@
+"""Declared objects and autogenerate: add, change and remove a view (and a function, a
+trigger, a materialized view where the database has them) in the models, and each time
+`alembic revision --autogenerate` writes the right revision, which upgrades and downgrades.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from migrations.settings import make_engine
+from tests.conftest import alembic_cli
+
+NEW_OBJECTS = {
+    "postgresql": """
+big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")
+customer_counts = MaterializedView("customer_counts", metadata, "SELECT count(*) AS n FROM customer")
+touch_customer = Function(
+    "touch_customer()",
+    metadata,
+    "RETURNS trigger AS $$ BEGIN NEW.order_count := coalesce(NEW.order_count, 0); RETURN NEW; END; $$ LANGUAGE plpgsql",
+)
+customer_touch = Trigger(
+    "customer_touch", metadata, "BEFORE INSERT OR UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION touch_customer()"
+)
+""",
+    "mysql": """
+big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")
+customer_touch = Trigger(
+    "customer_touch",
+    metadata,
+    "BEFORE INSERT ON customer FOR EACH ROW SET NEW.order_count = coalesce(NEW.order_count, 0)",
+)
+""",
+    "sqlite": """
+big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")
+customer_touch = Trigger(
+    "customer_touch",
+    metadata,
+    "AFTER INSERT ON customer BEGIN UPDATE customer SET order_count = 0 WHERE id = NEW.id AND order_count IS NULL; END",
+)
+""",
+}
+IMPORTS = "from migrations.replaceable import Function, MaterializedView, Trigger, View  # noqa: F811\n"
+OLD_VIEW = "SELECT name, order_count, email FROM customer WHERE order_count > 0"
+NEW_VIEW = "SELECT name, order_count FROM customer WHERE order_count > 1"
+
+
+def autogenerate(url, copy: Path, message: str) -> str:
+    versions = copy / "migrations" / "versions"
+    before = set(versions.glob("*.py"))
+    result = alembic_cli(url, "revision", "--autogenerate", "-m", message, cwd=copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = set(versions.glob("*.py")) - before
+    assert len(written) == 1, result.stdout
+    return written.pop().read_text()
+
+
+def migrate(url, copy: Path, *args: str) -> None:
+    result = alembic_cli(url, *args, cwd=copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def objects(url) -> dict[str, list[str]]:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        names = {"views": sorted(inspect(connection).get_view_names())}
+        if connection.dialect.name == "sqlite":
+            rows = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        elif connection.dialect.name == "postgresql":
+            rows = connection.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
+        else:
+            rows = connection.execute(
+                text("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()")
+            )
+        names["triggers"] = sorted(row[0] for row in rows)
+    engine.dispose()
+    return names
+
+
+def view_columns(url, view: str) -> list[str]:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        columns = [column["name"] for column in inspect(connection).get_columns(view)]
+    engine.dispose()
+    return columns
+
+
+def test_add_change_and_remove_declared_objects(project_copy: Path, database_url, dialect):
+    models = next(project_copy.glob("*/models.py"))
+    migrate(database_url, project_copy, "upgrade", "head")
+    original = models.read_text()
+
+    # New objects -> create_*; upgrade and downgrade.
+    models.write_text(original + IMPORTS + NEW_OBJECTS["mysql" if dialect == "mariadb" else dialect])
+    revision = autogenerate(database_url, project_copy, "add objects")
+    assert "op.create_view(" in revision and "big_customers" in revision
+    assert "op.create_trigger(" in revision
+    migrate(database_url, project_copy, "upgrade", "head")
+    assert "big_customers" in objects(database_url)["views"]
+    assert objects(database_url)["triggers"] == ["customer_touch"]
+    migrate(database_url, project_copy, "downgrade", "-1")
+    assert objects(database_url) == {"views": ["customer_view"], "triggers": []}
+    migrate(database_url, project_copy, "upgrade", "head")
+
+    # A changed view, with another view depending on it -> replace_view; its downgrade restores it.
+    models.write_text(models.read_text().replace(OLD_VIEW, NEW_VIEW))
+    revision = autogenerate(database_url, project_copy, "change view")
+    assert "op.replace_view(" in revision and "replaces=ReplaceableObject(" in revision
+    migrate(database_url, project_copy, "upgrade", "head")
+    assert view_columns(database_url, "customer_view") == ["name", "order_count"]
+    assert "big_customers" in objects(database_url)["views"]
+    migrate(database_url, project_copy, "downgrade", "-1")
+    assert view_columns(database_url, "customer_view") == ["name", "order_count", "email"]
+    assert "big_customers" in objects(database_url)["views"]
+    migrate(database_url, project_copy, "upgrade", "head")
+
+    # A removed view -> drop_view; its downgrade brings it back.
+    models.write_text(
+        models.read_text().replace('big_customers = View("big_customers"', 'big_customers = ("big_customers"')
+    )
+    revision = autogenerate(database_url, project_copy, "remove view")
+    assert "op.drop_view(" in revision and "big_customers" in revision
+    migrate(database_url, project_copy, "upgrade", "head")
+    assert "big_customers" not in objects(database_url)["views"]
+    migrate(database_url, project_copy, "downgrade", "-1")
+    assert "big_customers" in objects(database_url)["views"]
+    migrate(database_url, project_copy, "upgrade", "head")
+
+    # Up to date: nothing to write.
+    result = alembic_cli(database_url, "revision", "--autogenerate", "-m", "nothing", cwd=project_copy)
+    assert result.returncode == 0 and "no revision file written" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_changed_function_is_replaced_and_still_works(project_copy: Path, database_url, dialect):
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no stored functions")
+    models = next(project_copy.glob("*/models.py"))
+    migrate(database_url, project_copy, "upgrade", "head")
+    source = models.read_text()
+    changed = source.replace(
+        "VALUES (in_name, in_order_count, in_email)", "VALUES (upper(in_name), in_order_count, in_email)"
+    )
+    assert changed != source
+    models.write_text(changed)
+    revision = autogenerate(database_url, project_copy, "shout names")
+    assert "op.replace_sp(" in revision
+    migrate(database_url, project_copy, "upgrade", "head")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("SELECT add_customer_sp('ann', 1, 'a@example.com')"))
+        assert connection.execute(text("SELECT name FROM customer")).scalar_one() == "ANN"
+    migrate(database_url, project_copy, "downgrade", "-1")
+    with engine.begin() as connection:
+        connection.execute(text("SELECT add_customer_sp('bob', 1, 'b@example.com')"))
+        assert connection.execute(text("SELECT name FROM customer ORDER BY id")).scalars().all() == ["ANN", "bob"]
+    engine.dispose()
