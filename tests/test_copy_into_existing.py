@@ -1,0 +1,232 @@
+"""The README's "Copy into an existing repository", done for real on a scratch repository.
+
+A scratch repository with its own models package (``shop.db``, a declarative ``Base``) and
+its own plain Alembic history gets the baked ``alembic.ini``, ``create_db.py`` and
+``migrations/``; the example revisions go, its revision moves in, and the one
+``target_metadata`` line of alembic.ini is pointed at ``shop.db:Base.metadata``. Then
+create_db.py, upgrade, autogenerate and downgrade run as subprocesses there, on SQLite
+files named by ``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect
+
+SHOP_INIT = '"""The existing application: nothing to do with alembic-cookbook."""\n'
+
+SHOP_DB = '''\
+"""The existing application's models."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Product(Base):
+    __tablename__ = "product"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+'''
+
+# The same models with one more column, for autogenerate to find.
+SHOP_DB_WITH_PRICE = SHOP_DB + "    price: Mapped[int | None]\n"
+
+# The existing history: one plain revision, as `alembic init` would have written it.
+OWN_REVISION = "5b0a1d2c3e4f"
+OWN_REVISION_FILE = f'''\
+"""create product
+
+Revision ID: {OWN_REVISION}
+Revises:
+Create Date: 2024-01-02 03:04:05.000000
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{OWN_REVISION}"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "product",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+
+
+def downgrade():
+    op.drop_table("product")
+'''
+
+TARGET_METADATA = "shop.db:Base.metadata"
+TARGET_METADATA_LINE = re.compile(r"^target_metadata = .*$", re.MULTILINE)
+
+
+@dataclass
+class ScratchRepo:
+    path: Path
+    databases: Path
+
+    @property
+    def versions(self) -> Path:
+        return self.path / "migrations" / "versions"
+
+    def url(self, name: str) -> str:
+        return f"sqlite:///{self.databases / name}"
+
+    def revision_files(self) -> set[Path]:
+        return set(self.versions.glob("*.py"))
+
+
+def run(repo: ScratchRepo, database: str, *args: str) -> subprocess.CompletedProcess:
+    """Run this interpreter with ``args`` in the scratch repository, on one SQLite file.
+
+    DATABASE_URL is ours only: whatever the calling environment had is dropped.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env["DATABASE_URL"] = repo.url(database)
+    return subprocess.run([sys.executable, *args], cwd=repo.path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def succeeded(result: subprocess.CompletedProcess) -> bool:
+    return result.returncode == 0
+
+
+def shown(result: subprocess.CompletedProcess) -> str:
+    """The command and everything it printed, for an assertion message."""
+    command = " ".join(str(arg) for arg in result.args[1:])
+    return f"`{command}` exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def alembic(repo: ScratchRepo, database: str, *args: str) -> subprocess.CompletedProcess:
+    result = run(repo, database, "-m", "alembic", *args)
+    assert succeeded(result), shown(result)
+    return result
+
+
+def columns(repo: ScratchRepo, database: str, table: str) -> list[str]:
+    engine = create_engine(repo.url(database))
+    try:
+        return [column["name"] for column in inspect(engine).get_columns(table)]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def repo(bake, tmp_path) -> ScratchRepo:
+    """Steps 1 to 4 of the README on a scratch repository with its own models and history."""
+    baked = bake()
+    root = tmp_path / "existing-repo"
+    databases = tmp_path / "databases"
+    databases.mkdir()
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text(SHOP_INIT)
+    (root / "shop" / "db.py").write_text(SHOP_DB)
+    own_history = tmp_path / "old-history"
+    own_history.mkdir()
+    (own_history / f"{OWN_REVISION}_create_product.py").write_text(OWN_REVISION_FILE)
+
+    shutil.copy2(baked.path / "alembic.ini", root / "alembic.ini")
+    shutil.copy2(baked.path / "create_db.py", root / "create_db.py")
+    shutil.copytree(baked.path / "migrations", root / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+
+    scratch = ScratchRepo(root, databases)
+    examples = scratch.revision_files()
+    assert len(examples) == 4, f"expected the 4 example revisions in the baked project, found {sorted(examples)}"
+    for example in examples:
+        example.unlink()
+    shutil.move(own_history / f"{OWN_REVISION}_create_product.py", scratch.versions)
+
+    ini = root / "alembic.ini"
+    original = ini.read_text()
+    edited, count = TARGET_METADATA_LINE.subn(f"target_metadata = {TARGET_METADATA}", original)
+    assert count == 1, f"expected exactly one `target_metadata = ...` line in alembic.ini, found {count}"
+    ini.write_text(edited)
+    return scratch
+
+
+def test_alembic_ini_still_parses_with_only_target_metadata_changed(repo):
+    ini = repo.path / "alembic.ini"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(ini.read_text())
+    assert parser.get("alembic", "target_metadata") == TARGET_METADATA
+    assert Config(str(ini)).get_main_option("target_metadata") == TARGET_METADATA
+    changed = [line for line in ini.read_text().splitlines() if line.startswith("target_metadata")]
+    assert changed == [f"target_metadata = {TARGET_METADATA}"]
+    assert sorted(path.name for path in repo.revision_files()) == [f"{OWN_REVISION}_create_product.py"]
+
+
+def test_create_db_builds_a_new_database_stamped_at_the_repository_head(repo):
+    result = run(repo, "db1.sqlite", "create_db.py")
+    assert succeeded(result), shown(result)
+    assert f"stamped at head {OWN_REVISION}." in result.stdout, shown(result)
+    assert "product" in result.stdout, shown(result)
+    assert columns(repo, "db1.sqlite", "product") == ["id", "name"]
+    current = alembic(repo, "db1.sqlite", "current")
+    assert f"{OWN_REVISION} (head)" in current.stdout, shown(current)
+
+
+def test_upgrade_head_replays_the_repository_own_history(repo):
+    alembic(repo, "db2.sqlite", "upgrade", "head")
+    current = alembic(repo, "db2.sqlite", "current")
+    assert f"{OWN_REVISION} (head)" in current.stdout, shown(current)
+    assert columns(repo, "db2.sqlite", "product") == ["id", "name"]
+
+
+def test_autogenerate_after_the_own_history_finds_nothing_and_writes_no_file(repo):
+    alembic(repo, "db2.sqlite", "upgrade", "head")
+    before = repo.revision_files()
+    result = alembic(repo, "db2.sqlite", "revision", "--autogenerate", "-m", "nothing")
+    assert "No schema changes detected: no revision file written." in result.stdout, shown(result)
+    assert repo.revision_files() == before, (
+        f"autogenerate wrote {sorted(repo.revision_files() - before)}: the copied migrations/ "
+        f"sees a difference between {TARGET_METADATA} and the repository's own revision\n{shown(result)}"
+    )
+
+
+def test_a_new_model_column_is_autogenerated_upgraded_and_downgraded(repo):
+    alembic(repo, "db2.sqlite", "upgrade", "head")
+    (repo.path / "shop" / "db.py").write_text(SHOP_DB_WITH_PRICE)
+    before = repo.revision_files()
+
+    result = alembic(repo, "db2.sqlite", "revision", "--autogenerate", "-m", "add price")
+    written = repo.revision_files() - before
+    assert len(written) == 1, f"expected one new revision file, got {sorted(written)}\n{shown(result)}"
+    new_file = written.pop()
+    text = new_file.read_text()
+    assert "add_column" in text and "price" in text, text
+    new_revision = new_file.name.split("_")[1]  # file_template: <date>_<rev>_<slug>
+    assert re.search(rf"^down_revision\b.*{OWN_REVISION}", text, re.MULTILINE), text
+
+    alembic(repo, "db2.sqlite", "upgrade", "head")
+    assert columns(repo, "db2.sqlite", "product") == ["id", "name", "price"]
+    current = alembic(repo, "db2.sqlite", "current")
+    assert f"{new_revision} (head)" in current.stdout, shown(current)
+
+    alembic(repo, "db2.sqlite", "downgrade", "-1")
+    assert columns(repo, "db2.sqlite", "product") == ["id", "name"]
+    current = alembic(repo, "db2.sqlite", "current")
+    assert OWN_REVISION in current.stdout and new_revision not in current.stdout, shown(current)
