@@ -156,7 +156,8 @@ class ReversibleOp(MigrateOperation):
         found = getattr(revision.module, name, None)
         if not isinstance(found, ReplaceableObject):  # "public.customer_view": match by object name
             candidates = [value for value in vars(revision.module).values() if isinstance(value, ReplaceableObject)]
-            found = next((value for value in candidates if value.name.partition("(")[0].strip() == name), None)
+            wanted = {name, name.rpartition(".")[2]}  # "public.customer_view" finds "customer_view"
+            found = next((value for value in candidates if value.name.partition("(")[0].strip() in wanted), None)
         if found is None:
             raise CommandError(f"{ident!r}: revision {version} defines no ReplaceableObject {name!r}.")
         return found
