@@ -98,7 +98,11 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
     mock = create_mock_engine(url, dump)
     metadata.create_all(mock, checkfirst=False)
     for obj in declared_objects(metadata):
-        print(f"{obj.kind.create(obj)};\n")
+        statement = obj.kind.create(obj)
+        if mock.dialect.name in ("mysql", "mariadb") and ";" in statement:  # see replaceable.execute
+            print(f"DELIMITER //\n{statement}\n//\nDELIMITER ;\n")
+        else:
+            print(f"{statement};\n")
     command.stamp(config, "head", sql=True)
 
 

@@ -113,6 +113,13 @@ def trigger_table(obj: ReplaceableObject) -> str:
 
 def execute(runner: Operations | Connection, sql: str) -> None:
     """Run DDL text as written: colons are not bind parameters (``'10:30'``, ``::int``)."""
+    if isinstance(runner, Operations) and runner.get_context().as_sql:
+        context = runner.get_context()
+        if context.dialect.name in ("mysql", "mariadb") and ";" in sql:
+            # The mariadb/mysql client ends a statement at each ';': a routine or trigger
+            # body with several statements needs another delimiter in a SQL file.
+            context.impl.static_output(f"DELIMITER //\n{sql.strip()}\n//\nDELIMITER ;\n")
+            return
     runner.execute(text(sql.replace(":", r"\:")))
 
 
