@@ -22,8 +22,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, create_mock_engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from migrations.failures import describe
 from migrations.replaceable import create_declared_objects, declared_objects
 from migrations.settings import database_url, make_engine, server_url, target_metadata
 
@@ -121,10 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"create_db.py: error: {error}", file=sys.stderr)
         return 1
-    except OperationalError as error:
+    except DBAPIError as error:  # cannot connect, may not create the database, ...
         where = database_url(config).render_as_string(hide_password=True)
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        print(f"create_db.py: error: cannot use {where}: {reason}", file=sys.stderr)
+        print(f"create_db.py: error: cannot use {where}: {describe(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -23,6 +23,7 @@ from alembic.autogenerate import comparators, renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.exc import DBAPIError
 
 from migrations.replaceable import (
     CREATE_OPS,
@@ -152,10 +153,12 @@ class PostgreSQL:
             execute(connection, f"CREATE SCHEMA {SHADOW}")
             search_path = f"SELECT set_config('search_path', '{SHADOW}, ' || current_setting('search_path'), true)"
             connection.execute(text(search_path))
+            statements = []
             for obj in declared:
                 if obj.kind is TRIGGER:  # triggers belong to the real tables: replace them there
-                    execute(connection, f"DROP TRIGGER IF EXISTS {obj.name} ON {trigger_table(obj)}")
-                execute(connection, obj.kind.create(obj))
+                    statements.append(f"DROP TRIGGER IF EXISTS {obj.name} ON {trigger_table(obj)}")
+                statements.append(obj.kind.create(obj))
+            create_all_at_once(connection, statements)
             shadow = cls._read(connection, SHADOW)
             shadow.update(cls._read(connection, schema, triggers))
             savepoint.rollback()
@@ -174,6 +177,16 @@ class PostgreSQL:
             definition = shadow[key][2]
             result[key] = (obj, normalise_pg(definition, schema if obj.kind is TRIGGER else SHADOW))
         return result
+
+
+def create_all_at_once(connection: Connection, statements: list[str]) -> None:
+    """One round trip for all of them; if one fails, again one by one, to name the culprit."""
+    try:
+        with connection.begin_nested():
+            connection.exec_driver_sql(";\n".join(statements))
+    except DBAPIError:
+        for statement in statements:
+            execute(connection, statement)
 
 
 def normalise_pg(definition: str, schema: str) -> str:
@@ -286,10 +299,12 @@ READERS = {"postgresql": PostgreSQL, "mysql": MySQL, "mariadb": MySQL, "sqlite":
 
 
 def literal(sql: str) -> str:
-    sql = sql.strip()
-    if '"""' in sql or "\\" in sql or sql.endswith('"'):
-        return repr(sql)
-    return f'"""\n{sql}\n"""' if "\n" in sql else repr(sql)
+    """The SQL as a Python literal, exactly: one string per line, so that indenting the
+    generated code never changes the SQL (whitespace can matter in a function body)."""
+    lines = sql.strip().splitlines(keepends=True)
+    if len(lines) <= 1:
+        return repr(sql.strip())
+    return "(\n" + "\n".join(f"    {line!r}" for line in lines) + "\n)"
 
 
 def render_object(autogen_context: AutogenContext, obj: ReplaceableObject) -> str:

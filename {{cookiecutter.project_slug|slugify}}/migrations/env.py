@@ -14,10 +14,12 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared views, functions...
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
 from migrations.conditional import data_enabled
+from migrations.failures import cannot_connect, migration_failed
 from migrations.lock import lock_timeout, migration_lock
 from migrations.settings import database_url, make_engine, transactional_sqlite
 from migrations.settings import target_metadata as import_target_metadata
@@ -83,7 +85,11 @@ def run_migrations_online() -> None:
         run_migrations(shared)
         return
     engine = shared if isinstance(shared, Engine) else make_engine(database_url(config))
-    with engine.connect() as connection:
+    try:
+        connection = engine.connect()
+    except OperationalError as error:
+        raise cannot_connect(error, engine.url) from None
+    with connection:
         run_migrations(connection)
 
 
@@ -97,8 +103,12 @@ def run_migrations(connection: Connection) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
     with migration_lock(connection, lock_timeout(config)):
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        except DBAPIError as error:  # one line naming the revision, not a bare traceback
+            one_transaction = connection.dialect.name == "postgresql" or bool(transactional)
+            raise migration_failed(error, one_transaction) from error
 
 
 # Recipe 2: a bad `-x data=...` is an error here, before any DDL runs.

@@ -17,7 +17,7 @@ def main(paths: list[str]) -> int:
         print("ruff is not installed: the new revision is left unformatted.", file=sys.stderr)
         return 0
     ruff = [sys.executable, "-m", "ruff"]
-    subprocess.run([*ruff, "check", "--fix", "--quiet", "--exit-zero", *paths], check=False)
+    subprocess.run([*ruff, "check", "--fix-only", "--quiet", "--exit-zero", *paths], check=False)
     subprocess.run([*ruff, "format", "--quiet", *paths], check=False)
     return 0
 

@@ -65,6 +65,9 @@ def migration_lock(connection: Connection, timeout: float, version_table: str = 
         take, release = "SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)"
         params = {"name": "alembic:" + hashlib.sha256(name.encode()).hexdigest()[:48]}  # <= 64 characters
 
+    if dialect == "postgresql" and not external and connection.dialect.server_version_info >= (14,):
+        # A killed migrator's session would otherwise hold the lock until its statement ends.
+        ask("SELECT set_config('client_connection_check_interval', '1s', false)")
     deadline = time.monotonic() + timeout
     while not ask(take, **params):
         if time.monotonic() >= deadline:

@@ -323,16 +323,22 @@ class Trigger(DeclaredObject):
 def declared_objects(metadata: MetaData) -> list[DeclaredObject]:
     """The declared objects, each after the declared objects its SQL names."""
     objects = list(metadata.info.get(REGISTRY_KEY, {}).values())
-    names = {id(obj): base_name(obj.name) for obj in objects}
+    if not objects:
+        return []
+    by_name: dict[str, list[DeclaredObject]] = {}
+    for obj in objects:
+        by_name.setdefault(base_name(obj.name), []).append(obj)
+    names = sorted(by_name, key=len, reverse=True)  # longest first: "a_b" before "a"
+    mentions = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b")
     ordered: list[DeclaredObject] = []
-    visiting: set[int] = set()
+    seen: set[int] = set()
 
     def visit(obj: DeclaredObject) -> None:
-        if obj in ordered or id(obj) in visiting:
+        if id(obj) in seen:
             return
-        visiting.add(id(obj))
-        for other in objects:
-            if other is not obj and re.search(rf"\b{re.escape(names[id(other)])}\b", obj.sqltext):
+        seen.add(id(obj))
+        for name in set(mentions.findall(obj.sqltext)):
+            for other in by_name[name]:
                 visit(other)
         ordered.append(obj)
 

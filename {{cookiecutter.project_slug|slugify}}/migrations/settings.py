@@ -43,7 +43,7 @@ def database_url(config: Config) -> URL:
         raise CommandError(
             f"{source} is not a valid SQLAlchemy URL: expected e.g. "
             "postgresql+psycopg://user:password@host/dbname (quote special "
-            "characters in the password with urllib.parse.quote_plus)."
+            "characters in the password with urllib.parse.quote(password, safe=''))."
         ) from None
 
 

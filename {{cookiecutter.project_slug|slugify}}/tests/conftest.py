@@ -69,11 +69,17 @@ def new_database(server: URL, tmp_path: Path) -> Iterator[Callable[[], URL]]:
 
     yield make
     for url in created:
-        engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            name = connection.dialect.identifier_preparer.quote(url.database)
-            force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+        drop_database(url)
+
+
+def drop_database(url: URL) -> None:
+    """Drop a test database on its server, if it is there."""
+    engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        name = connection.dialect.identifier_preparer.quote(url.database)
+        force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+    engine.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,53 @@
+"""What a failed run says: which revision failed, why, and where the database was left.
+
+Alembic logs "Running upgrade A -> B" and then shows the database error as a traceback
+that names no revision. env.py turns that into one line that does::
+
+    FAILED: revision f41ed00000000 (20261122_f41ed00000000_add_things.py) failed:
+    relation "no_such_table" does not exist. Nothing of this run was applied.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from alembic.util import CommandError
+from sqlalchemy import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+
+def failing_revision(traceback: TracebackType | None) -> tuple[str, str] | None:
+    """The innermost revision module in the traceback: (revision id, file)."""
+    found = None
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals
+        if "revision" in module and "down_revision" in module and "__file__" in module:
+            found = (str(module["revision"]), module["__file__"])
+        traceback = traceback.tb_next
+    return found
+
+
+def describe(error: BaseException) -> str:
+    """The first line of what the database said (SQLAlchemy's wrapper adds SQL and links)."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def migration_failed(error: Exception, one_transaction: bool) -> CommandError:
+    """Call from an ``except`` block: the traceback tells which revision was running."""
+    found = failing_revision(sys.exc_info()[2])
+    where = f"revision {found[0]} ({Path(found[1]).name})" if found else "a migration"
+    left = (
+        "Nothing of this run was applied."
+        if one_transaction
+        else "The migrations before it are applied and recorded in alembic_version; "
+        "DDL it ran before failing may remain (this database cannot roll DDL back)."
+    )
+    return CommandError(f"{where} failed: {describe(error)}. {left}")
+
+
+def cannot_connect(error: OperationalError, url: URL) -> CommandError:
+    return CommandError(f"cannot connect to {url.render_as_string(hide_password=True)}: {describe(error)}")

@@ -1,0 +1,486 @@
+"""Safety under real conditions: concurrent deploys, a held lock, a failing or killed
+migration, passwords with special characters, bad input, and ``create_db.py --sql``.
+
+Everything runs as a user would: ``python -m alembic`` and ``python create_db.py`` in
+subprocesses, with the database in ``DATABASE_URL``. Tests that add a revision do it in
+a copy of the project (``project_copy``), never in the project itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, inspect, make_url, text
+
+from create_db import database_exists
+from migrations.lock import migration_lock
+from migrations.settings import make_engine, server_url
+from tests.conftest import ALEMBIC_INI, PROJECT, drop_database
+from tests.schema import snapshot
+
+HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
+METADATA_MODULE = Config(ALEMBIC_INI).get_main_option("target_metadata").partition(":")[0]
+TIMEOUT = 120  # seconds, for any one subprocess
+
+# Variables of the test's own environment that would change what a subprocess does.
+OWN_VARIABLES = ("DATABASE_URL", "MIGRATION_LOCK_TIMEOUT", "SLEEP_IN_MIGRATION", "SLEEP_MARKER")
+
+FAILING_REVISION_ID = "f41ed00000000"
+FAILING_REVISION = f'''"""A revision that fails halfway: a harmless table, then invalid SQL."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{FAILING_REVISION_ID}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("before_failure", sa.Column("id", sa.Integer(), primary_key=True))
+    op.execute("SELECT * FROM no_such_table_xyz")
+
+
+def downgrade() -> None:
+    op.drop_table("before_failure")
+'''
+
+SLEEPING_REVISION_ID = "51ee90000000"
+SERVER_SLEEP_SECONDS = 8  # a killed client's statement runs on, and the rerun waits for it: kept short
+SLEEPING_REVISION = f'''"""A revision that creates a table, then sleeps when SLEEP_IN_MIGRATION says so.
+
+SLEEP_IN_MIGRATION=python sleeps in this process; =server runs a sleeping statement on
+the server (PostgreSQL, MariaDB). SLEEP_MARKER is a file created when the sleep begins.
+"""
+
+import os
+import time
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{SLEEPING_REVISION_ID}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("during_kill", sa.Column("id", sa.Integer(), primary_key=True))
+    where = os.environ.get("SLEEP_IN_MIGRATION")
+    if not where:
+        return
+    open(os.environ["SLEEP_MARKER"], "w").close()
+    dialect = op.get_bind().dialect.name
+    if where == "server" and dialect == "postgresql":
+        op.execute("SELECT pg_sleep({SERVER_SLEEP_SECONDS})")
+    elif where == "server" and dialect in ("mysql", "mariadb"):
+        op.execute("SELECT SLEEP({SERVER_SLEEP_SECONDS})")
+    else:
+        time.sleep(30)
+
+
+def downgrade() -> None:
+    op.drop_table("during_kill")
+'''
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def environment(database_url: URL | str, **extra: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in OWN_VARIABLES}
+    if isinstance(database_url, URL):
+        database_url = database_url.render_as_string(hide_password=False)
+    return {**env, "DATABASE_URL": database_url, **extra}
+
+
+def run(folder: Path, database_url: URL | str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in folder, on database_url, as a user would run it."""
+    env = environment(database_url, **extra)
+    return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def tables(url: URL) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return sorted(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def versions(url: URL) -> list[str] | None:
+    """The rows of alembic_version; None when there is no such table."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    finally:
+        engine.dispose()
+
+
+def schema(url: URL) -> dict:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return snapshot(connection)
+    finally:
+        engine.dispose()
+
+
+def add_revision(project: Path, filename: str, source: str) -> None:
+    (project / "migrations" / "versions" / filename).write_text(source)
+
+
+# --- 1. concurrency --------------------------------------------------------------------
+
+
+def test_eight_concurrent_upgrades_apply_every_migration_exactly_once(database_url):
+    """Eight replicas deploying at once: one migrates, the others wait, then find nothing to do.
+
+    PostgreSQL and MariaDB serialize on the migration lock (migrations/lock.py); SQLite on
+    the BEGIN IMMEDIATE that opens its one-transaction run (busy timeout: 5 s).
+    """
+    env = environment(database_url)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "alembic", "-x", "data=true", "upgrade", "head"],
+            cwd=PROJECT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [process.communicate(timeout=TIMEOUT) for process in processes]
+    codes = [process.returncode for process in processes]
+    failures = [f"exit {code}:\n{out}{err}" for code, (out, err) in zip(codes, outputs, strict=True) if code != 0]
+    assert codes == [0] * 8, "\n".join(failures)
+    assert versions(database_url) == [HEAD]
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            # the first revision's data step inserts 3 rows: 6 or more means it ran twice
+            assert connection.execute(text("SELECT count(*) FROM customer")).scalar_one() == 3
+    finally:
+        engine.dispose()
+
+
+# --- 2. lock timeout -------------------------------------------------------------------
+
+
+def test_a_held_migration_lock_makes_upgrade_give_up_cleanly(database_url, dialect):
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no migration lock to hold: its BEGIN IMMEDIATE write lock takes that place")
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection, migration_lock(connection, timeout=5):
+            result = run(PROJECT, database_url, "-m", "alembic", "upgrade", "head", MIGRATION_LOCK_TIMEOUT="1")
+    finally:
+        engine.dispose()
+    assert result.returncode != 0
+    assert "waiting for the migration lock" in output(result)
+    assert "Traceback" not in output(result)
+    assert "customer" not in tables(database_url)
+
+
+# --- 3. a failing revision -------------------------------------------------------------
+
+
+def test_a_failing_revision_leaves_a_true_version_and_is_named(project_copy, database_url, dialect):
+    add_revision(project_copy, "failing_revision.py", FAILING_REVISION)  # the id is not in the file name
+    result = run(project_copy, database_url, "-m", "alembic", "upgrade", "head")
+    assert result.returncode != 0
+    # env.py names the revision (Alembic alone shows a traceback that names none).
+    assert f"FAILED: revision {FAILING_REVISION_ID} (failing_revision.py) failed:" in result.stdout, output(result)
+    assert "no_such_table_xyz" in result.stdout
+    assert "Traceback" not in output(result)
+    if dialect in ("mysql", "mariadb"):
+        # One transaction per migration, and no transactional DDL: every migration before the
+        # failing one is committed with its version row. The failing revision's CREATE TABLE
+        # committed implicitly too: MariaDB cannot roll DDL back, the version row cannot say so.
+        assert versions(database_url) == [HEAD]
+        assert "customer" in tables(database_url)
+        assert "before_failure" in tables(database_url)
+    else:
+        # PostgreSQL, and SQLite through make_engine: the whole run is one transaction, so
+        # nothing of it is left; not even alembic_version.
+        assert tables(database_url) == []
+        assert versions(database_url) is None
+
+
+# --- 4. SIGKILL mid-upgrade ------------------------------------------------------------
+
+
+def sleep_is_running(url: URL, dialect: str) -> bool:
+    """The sleeping revision's server-side sleep is executing in url's database."""
+    if dialect == "postgresql":
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND query LIKE 'SELECT pg_sleep%'"
+    else:
+        query = "SELECT count(*) FROM information_schema.processlist WHERE db = :db AND info LIKE 'SELECT SLEEP%'"
+    engine = make_engine(server_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(query), {"db": url.database}).scalar_one() > 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("where", ["python", "server"])
+def test_sigkill_mid_upgrade_then_rerun(project_copy, new_database, dialect, tmp_path, where):
+    """Kill -9 a deploy inside a migration (in Python, or in a long server-side statement), rerun."""
+    if where == "server" and dialect == "sqlite":
+        pytest.skip("SQLite runs in the killed process: no statement outlives it")
+    database_url = new_database()
+    add_revision(project_copy, "sleeping_revision.py", SLEEPING_REVISION)
+    marker, log = tmp_path / "sleeping", tmp_path / "killed.log"
+    env = environment(database_url, SLEEP_IN_MIGRATION=where, SLEEP_MARKER=str(marker))
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=project_copy,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and (where == "python" or sleep_is_running(database_url, dialect))):
+            assert process.poll() is None, f"exited {process.returncode} before the sleep:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"the sleep never started:\n{log.read_text()}"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=TIMEOUT)
+    assert f"Running upgrade {HEAD} -> {SLEEPING_REVISION_ID}" in log.read_text()
+
+    # What the kill left: a version row that is true.
+    left = schema(database_url)
+    if dialect in ("mysql", "mariadb"):
+        # Every migration before the killed one committed with its version row: the schema is
+        # exactly that of HEAD, plus the killed revision's table, committed implicitly by its
+        # CREATE TABLE (MariaDB cannot roll DDL back) while the version row stays at HEAD.
+        assert versions(database_url) == [HEAD]
+        reference = new_database()
+        config = Config(ALEMBIC_INI)
+        config.attributes["database_url"] = reference
+        command.upgrade(config, HEAD)
+        assert left["tables"].pop("during_kill", None) is not None
+        assert left == schema(reference)
+    else:
+        # PostgreSQL and SQLite: the killed run was one transaction; nothing of it is left.
+        # (SQLite rolls the hot journal back when the file is next opened.)
+        assert versions(database_url) is None
+        assert left["tables"] == {} and left["views"] == []
+
+    # The rerun, without the sleep and with no manual step in between.
+    rerun = run(project_copy, database_url, "-m", "alembic", "upgrade", "head")
+    if dialect in ("mysql", "mariadb"):
+        # The killed revision's table is in the way: the rerun fails on it and the version row
+        # stays true. The manual step MariaDB needs: drop what the killed revision created.
+        assert rerun.returncode != 0
+        assert "during_kill" in output(rerun) and "already exists" in output(rerun)
+        assert versions(database_url) == [HEAD]
+        engine = make_engine(database_url)
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE during_kill")
+        finally:
+            engine.dispose()
+        rerun = run(project_copy, database_url, "-m", "alembic", "upgrade", "head")
+    # PostgreSQL: the killed client's session is gone with its transaction and its advisory
+    # lock; but a session busy in a statement (where == "server") only notices the dead client
+    # when the statement ends, so the rerun waits on the lock until then, then goes on.
+    assert rerun.returncode == 0, output(rerun)
+    assert "waiting for the migration lock" not in output(rerun)
+    assert versions(database_url) == [SLEEPING_REVISION_ID]
+    assert "during_kill" in tables(database_url)
+
+
+# --- 5. no secrets in output or files --------------------------------------------------
+
+PASSWORD = "p%@/ss word"
+
+
+@pytest.fixture
+def role_with_password(server: URL, dialect: str) -> Iterator[tuple[str, list[str]]]:
+    """A login role whose password needs quoting, and two fresh databases it owns."""
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no users or passwords")
+    role = f"test_role_{uuid.uuid4().hex[:12]}"
+    databases = [f"test_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    engine = make_engine(server_url(server)).execution_options(isolation_level="AUTOCOMMIT")
+    if dialect == "postgresql":  # trust authentication on 127.0.0.1: the password is not checked
+        setup = [f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"]
+        setup += [f"CREATE DATABASE {name} OWNER {role}" for name in databases]
+        teardown = [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in databases]
+        teardown += [f"DROP ROLE IF EXISTS {role}"]
+    else:  # MariaDB checks it: a wrongly decoded password would be refused
+        setup = [f"CREATE USER '{role}'@'%' IDENTIFIED BY '{PASSWORD}'"]
+        setup += [f"CREATE DATABASE {name}" for name in databases]
+        setup += [f"GRANT ALL PRIVILEGES ON {name}.* TO '{role}'@'%'" for name in databases]
+        teardown = [f"DROP DATABASE IF EXISTS {name}" for name in databases] + [f"DROP USER IF EXISTS '{role}'@'%'"]
+
+    def execute(statements: list[str]) -> None:
+        with engine.connect() as connection:
+            cursor = connection.connection.driver_connection.cursor()
+            for statement in statements:
+                cursor.execute(statement)  # on the driver, without parameters: the % is not a placeholder
+
+    try:
+        execute(setup)
+        yield role, databases
+    finally:
+        execute(teardown)
+        engine.dispose()
+
+
+def test_a_password_with_special_characters_never_leaks(project_copy, server, role_with_password):
+    role, (built, migrated) = role_with_password
+    # SQLAlchemy decodes the password with unquote, not unquote_plus: quote_plus's "+" for the
+    # space would stay a "+". PostgreSQL does not check the password here, so it gets the
+    # quote_plus form (what settings.py's error message advises); MariaDB checks it, so it gets
+    # the form that decodes back to the password.
+    encoded = quote_plus(PASSWORD) if server.get_backend_name() == "postgresql" else quote(PASSWORD, safe="")
+    where = f"{server.host}:{server.port}" if server.port else server.host
+    base = f"{server.drivername}://{role}:{encoded}@{where}"
+    # the password, its encodings, and what SQLAlchemy decodes from the URL ("p%@/ss+word")
+    secrets = {PASSWORD, quote_plus(PASSWORD), quote(PASSWORD, safe=""), make_url(base).password}
+
+    results = {
+        "create_db": run(project_copy, f"{base}/{built}", "create_db.py"),
+        "upgrade": run(project_copy, f"{base}/{migrated}", "-m", "alembic", "upgrade", "head"),
+        "current": run(project_copy, f"{base}/{migrated}", "-m", "alembic", "current"),
+    }
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name}: {output(result)}"
+    assert f"{role}:***@" in results["create_db"].stdout
+    assert f"stamped at head {HEAD}" in results["create_db"].stdout
+    assert HEAD in results["current"].stdout
+
+    missing = f"{base}/no_such_database_{uuid.uuid4().hex[:8]}"
+    failing = {
+        "upgrade on a missing database": run(project_copy, missing, "-m", "alembic", "upgrade", "head"),
+        "create_db on a missing database": run(project_copy, missing, "create_db.py"),  # the role may not create it
+    }
+    for name, result in failing.items():
+        assert result.returncode != 0, f"{name}: {output(result)}"
+    for name, result in {**results, **failing}.items():
+        for secret in secrets:
+            assert secret not in output(result), f"{name} printed the password ({secret!r}):\n{output(result)}"
+
+    for path in project_copy.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, f"{path} holds the password ({secret!r})"
+
+
+# --- 6. bad input ----------------------------------------------------------------------
+
+
+def files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if "__pycache__" not in path.parts)
+
+
+def assert_untouched(url: URL, dialect: str) -> None:
+    if dialect == "sqlite":
+        assert not Path(url.database).exists()  # never even opened
+    else:
+        assert tables(url) == []
+
+
+# Alembic prints each of these as "FAILED: <message>" on stdout. Whether the same message is
+# also logged on stderr ("ERROR [alembic.util.messaging] <message>") is up to the logging
+# configuration in alembic.ini, so the number of lines is not asserted here.
+BAD_INPUTS = [
+    pytest.param(["-x", "data=maybe"], None, None, "-x data='maybe' is not a yes/no value", id="x-data-maybe"),
+    pytest.param([], "not a url", None, "DATABASE_URL is not a valid SQLAlchemy URL", id="database-url-not-a-url"),
+    pytest.param([], "postgresql+nosuchdriver://x/y", None, "nosuchdriver", id="database-url-unknown-driver"),
+    pytest.param([], None, "nosuch.module:metadata", "cannot import 'nosuch.module'", id="metadata-module-missing"),
+    pytest.param(
+        [], None, f"{METADATA_MODULE}:no_such_metadata", "has no 'no_such_metadata'", id="metadata-attribute-missing"
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "bad_url", "bad_metadata", "message"), BAD_INPUTS)
+def test_bad_input_to_alembic_is_a_clear_error_and_touches_nothing(
+    project_copy, database_url, dialect, options, bad_url, bad_metadata, message
+):
+    if bad_metadata is not None:
+        ini = project_copy / "alembic.ini"
+        ini.write_text(re.sub(r"(?m)^target_metadata = .*$", f"target_metadata = {bad_metadata}", ini.read_text()))
+    files_before = files(project_copy)
+    result = run(project_copy, bad_url or database_url, "-m", "alembic", *options, "upgrade", "head")
+    assert result.returncode != 0
+    assert "Traceback" not in output(result), output(result)
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
+    assert len(failed) == 1 and message in failed[0], output(result)
+    assert_untouched(database_url, dialect)
+    assert files(project_copy) == files_before  # nothing else was used instead, e.g. alembic.ini's SQLite file
+
+
+def test_create_db_with_a_garbage_url_is_one_line_and_touches_nothing(project_copy, database_url, dialect):
+    files_before = files(project_copy)
+    result = run(project_copy, database_url, "create_db.py", "--url", "garbage")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line
+    assert "Traceback" not in result.stderr
+    assert "not a valid SQLAlchemy URL" in result.stderr
+    assert "garbage" not in result.stderr  # the string is never echoed: it could have been a password
+    assert_untouched(database_url, dialect)  # DATABASE_URL was not used instead
+    assert files(project_copy) == files_before
+
+
+# --- 7. create_db --sql ----------------------------------------------------------------
+
+
+def database_is_there(url: URL) -> bool:
+    if url.get_backend_name() == "sqlite":
+        return Path(url.database).exists()
+    engine = make_engine(server_url(url))
+    try:
+        with engine.connect() as connection:
+            return database_exists(connection, url.database)
+    finally:
+        engine.dispose()
+
+
+def test_create_db_sql_does_not_create_a_missing_database(server, dialect, tmp_path):
+    if dialect == "sqlite":
+        url = server.set(database=str(tmp_path / "not_yet.sqlite"))
+    else:
+        url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
+    try:
+        result = run(PROJECT, url, "create_db.py", "--sql")
+        assert result.returncode == 0, output(result)
+        assert "CREATE TABLE customer" in result.stdout
+        assert f"INSERT INTO alembic_version (version_num) VALUES ('{HEAD}')" in result.stdout
+        assert not database_is_there(url)  # SQLite: no file; a server: no database
+    finally:
+        if dialect != "sqlite":
+            drop_database(url)  # had it been created
