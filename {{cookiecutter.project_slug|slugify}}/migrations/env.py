@@ -21,7 +21,7 @@ import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view 
 from migrations.conditional import data_enabled
 from migrations.failures import cannot_connect, migration_failed
 from migrations.lock import lock_timeout, migration_lock
-from migrations.settings import database_url, make_engine, transactional_sqlite
+from migrations.settings import database_url, make_engine, sqlite_legacy_rename, transactional_sqlite
 from migrations.settings import target_metadata as import_target_metadata
 
 config = context.config
@@ -37,12 +37,13 @@ target_metadata = import_target_metadata(config)
 
 # Recipe 5: no empty migrations. An autogenerate that finds nothing writes no file, from
 # the CLI and from command.revision() (where config.cmd_opts is None). `alembic check`
-# runs through here too and needs its directive, so it is left alone.
+# runs through here too and needs its directive: only `revision` is acted on (should
+# Alembic rename its command's inner function, an empty file is written, nothing breaks).
 def process_revision_directives(migration_context, revision, directives):
     opts = migration_context.opts
     autogenerate = opts["revision_context"].command_args["autogenerate"]
-    running_check = getattr(opts.get("fn"), "__qualname__", "").startswith("check.")
-    if autogenerate and not running_check:
+    writing_a_revision = getattr(opts.get("fn"), "__qualname__", "").startswith("revision.")
+    if autogenerate and writing_a_revision:
         script = directives[0]
         if all(upgrade_ops.is_empty() for upgrade_ops in script.upgrade_ops_list):
             directives[:] = []
@@ -77,8 +78,10 @@ def run_migrations_offline() -> None:
 
 
 # Recipe 3: sharing a connection. A Connection in config.attributes["connection"] is used
-# as it is: if the caller began a transaction, the caller commits or rolls it back. An
-# Engine there (pytest-alembic passes one) is connected to. Otherwise we make our own.
+# as it is: if it is in a transaction, the caller commits or rolls it back. Beware: a
+# Connection that has run any query is in one (SQLAlchemy 2.x autobegins), so commit it
+# yourself, or hand over a fresh one. An Engine there (pytest-alembic passes one) is
+# connected to. Otherwise we make our own.
 def run_migrations_online() -> None:
     shared = config.attributes.get("connection")
     if isinstance(shared, Connection):
@@ -94,12 +97,12 @@ def run_migrations_online() -> None:
 
 
 def run_migrations(connection: Connection) -> None:
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        # Batch mode rebuilds a table and renames it back; a view on that table would make
-        # SQLite refuse the rename. The legacy rename leaves views alone (they still match).
-        connection.connection.driver_connection.execute("PRAGMA legacy_alter_table = ON")
-    transactional = transactional_sqlite(connection) if sqlite else None
+    transactional = transactional_sqlite(connection) if connection.dialect.name == "sqlite" else None
+    with sqlite_legacy_rename(connection):  # SQLite's batch mode, with views on the table
+        run_migrations_locked(connection, transactional)
+
+
+def run_migrations_locked(connection: Connection, transactional: bool | None) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
     with migration_lock(connection, lock_timeout(config)):
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))

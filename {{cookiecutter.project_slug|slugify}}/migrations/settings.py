@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import reduce
 
 from alembic.config import Config
@@ -74,6 +76,23 @@ def _begin_immediate(connection: Connection) -> None:
 def transactional_sqlite(connection: Connection) -> bool:
     """True for a SQLite connection made by make_engine: its DDL is transactional."""
     return connection.dialect.name == "sqlite" and event.contains(connection.engine, "begin", _begin_immediate)
+
+
+@contextmanager
+def sqlite_legacy_rename(connection: Connection) -> Iterator[None]:
+    """On SQLite: batch mode rebuilds a table and renames it back, and a view on that table
+    would make SQLite refuse the rename; the legacy rename leaves views alone (they still
+    match). The connection's own setting is put back afterwards. Elsewhere: nothing."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    before = raw.execute("PRAGMA legacy_alter_table").fetchone()[0]
+    raw.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA legacy_alter_table = {int(before)}")
 
 
 def server_url(url: URL) -> URL:

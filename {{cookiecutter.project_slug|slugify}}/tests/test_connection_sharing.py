@@ -50,3 +50,14 @@ def test_an_engine_in_the_attribute_is_used(alembic_config, engine):
     alembic_config.attributes["connection"] = engine  # what pytest-alembic passes
     command.upgrade(alembic_config, "head")
     assert version(engine) == head(alembic_config)
+
+
+def test_the_callers_sqlite_connection_keeps_its_settings(alembic_config, engine, dialect):
+    if dialect != "sqlite":
+        pytest.skip("the legacy_alter_table pragma is SQLite's")
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        before = raw.execute("PRAGMA legacy_alter_table").fetchone()[0]
+        alembic_config.attributes["connection"] = connection
+        command.upgrade(alembic_config, "head")
+        assert raw.execute("PRAGMA legacy_alter_table").fetchone()[0] == before

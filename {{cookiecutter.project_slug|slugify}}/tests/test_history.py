@@ -24,7 +24,7 @@ def test_base_head_base_head_gives_the_same_schema(alembic_config: Config, engin
         at_head = snapshot(connection)
     command.downgrade(alembic_config, "base")
     with engine.connect() as connection:
-        assert snapshot(connection) == {"tables": {}, "views": [], "objects": {}}
+        assert snapshot(connection) == dict(tables={}, views=[], objects={})
     command.upgrade(alembic_config, "head")
     with engine.connect() as connection:
         assert snapshot(connection) == at_head

@@ -1,0 +1,289 @@
+"""Benchmark: the baked project's migration suite against pytest-alembic's built-in tests.
+
+Bakes the default (SQLite) project into a temporary folder with cookiecutter, replaces its
+example history with a synthetic one of ``--revisions`` revisions (one table and one
+index each, written from the project's own script.py.mako) and its models with matching
+ones, so that models == head holds. Then it times, as the median of ``--runs`` runs of
+pytest in a subprocess (wall time of the whole pytest process, on a SQLite file):
+
+- ours: the baked project's tests/test_migrations.py (the stairway without and with the
+  data steps, and models == head); the synthetic revisions have no data steps (unless
+  ``--data-steps``), so the stairway with data steps skips itself;
+- pytest-alembic's four built-in tests (test_single_head_revision, test_upgrade,
+  test_model_definitions_match_ddl, test_up_down_consistency) on the same history, run by
+  an interpreter that has pytest<9 and pytest-alembic (0.13.1 fails to collect under
+  pytest 9): ``--pytest-alembic-python PATH``, else this one if it qualifies. Without one,
+  that row says "not measured" and why.
+
+    python benchmarks/bench_migration_suite.py
+    python benchmarks/bench_migration_suite.py --pytest-alembic-python /tmp/pa/bin/python
+
+A pytest-alembic interpreter: python -m venv /tmp/pa && /tmp/pa/bin/pip install 'pytest<9'
+pytest-alembic==0.13.1 alembic sqlalchemy. Target: ours <= 3 s for 100 revisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.util import format_as_comma, template_to_file
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 3.0
+PYTEST_ALEMBIC_TESTS = (
+    "test_single_head_revision",
+    "test_upgrade",
+    "test_model_definitions_match_ddl",
+    "test_up_down_consistency",
+)
+PYTEST_ALEMBIC_FILE = "tests/test_pytest_alembic_builtin.py"
+PYTEST_ALEMBIC_MODULE = f'''"""pytest-alembic's built-in tests on this project, for the benchmark."""
+
+import pytest
+from pytest_alembic.tests import {", ".join(PYTEST_ALEMBIC_TESTS)}  # noqa: F401
+
+from migrations.settings import make_engine
+
+
+@pytest.fixture
+def alembic_engine(database_url):
+    """The same SQLite file per test as our suite uses (tests/conftest.py's database_url)."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+'''
+MODEL = """
+
+class Table{number:03d}(Base):
+    __tablename__ = "table_{number:03d}"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(50), index=True)
+"""
+UPGRADE = """op.create_table(
+        "{table}",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=50), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_{table}")),
+    )
+    op.create_index(op.f("ix_{table}_name"), "{table}", ["name"], unique=False)"""
+DOWNGRADE = """op.drop_index(op.f("ix_{table}_name"), table_name="{table}")
+    op.drop_table("{table}")"""
+
+
+def bake(output_dir: Path) -> Path:
+    """The default project (SQLite), baked with cookiecutter's Python API."""
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), default_config=True))
+
+
+def write_synthetic_history(project: Path, count: int, data_steps: bool = False) -> list[str]:
+    """Replace the example history and models: ``count`` revisions, one table and index each
+    (and with ``data_steps``, data steps that insert a row into that table and delete it)."""
+    versions = project / "migrations" / "versions"
+    for old in versions.glob("*.py"):
+        old.unlink()
+    revisions: list[str] = []
+    created = datetime(2024, 1, 1)
+    for number in range(count):
+        table = f"table_{number:03d}"
+        revision = hashlib.sha256(f"synthetic {number}".encode()).hexdigest()[:12]
+        template_to_file(
+            project / "migrations" / "script.py.mako",
+            versions / f"{created:%Y%m%d}_{revision}_create_{table}.py",
+            "utf-8",
+            up_revision=revision,
+            down_revision=revisions[-1] if revisions else None,
+            branch_labels=None,
+            depends_on=None,
+            create_date=created,
+            comma=format_as_comma,
+            message=f"create {table}",
+            imports="",
+            upgrades=UPGRADE.format(table=table),
+            downgrades=DOWNGRADE.format(table=table),
+        )
+        if data_steps:
+            path = versions / f"{created:%Y%m%d}_{revision}_create_{table}.py"
+            path.write_text(add_data_steps(path.read_text(), table))
+        revisions.append(revision)
+    write_models(next(project.glob("*/models.py")), count)
+    return revisions
+
+
+def add_data_steps(source: str, table: str) -> str:
+    """Fill the empty data_upgrades()/data_downgrades() that script.py.mako writes."""
+    for function, sql in (
+        ("data_upgrades", f"INSERT INTO {table} (name) VALUES ('synthetic')"),
+        ("data_downgrades", f"DELETE FROM {table} WHERE name = 'synthetic'"),
+    ):
+        empty = re.compile(rf'(def {function}\(\) -> None:\n    """[^\n]*"""\n)    pass\n')
+        source, found = empty.subn(rf'\1    op.execute("{sql}")\n', source)
+        if found != 1:
+            raise SystemExit(f"script.py.mako's {function}() is not the expected empty function")
+    return source
+
+
+def write_models(models: Path, count: int) -> None:
+    """Keep models.py up to its Base class (imports, MetaData, naming convention), then one
+    mapped class per synthetic table in place of the example's models and declared views."""
+    text = models.read_text()
+    first_model = re.search(r"^class (?!Base\b)\w+\(Base\):", text, flags=re.MULTILINE)
+    if first_model is None:
+        raise SystemExit(f"{models}: no model class after Base to replace")
+    preamble = text[: first_model.start()].rstrip() + "\n\n"
+    models.write_text(preamble + "".join(MODEL.format(number=number) for number in range(count)))
+
+
+def check_history(project: Path, revisions: list[str]) -> None:
+    """Load the new history with the baked project's tests/stairway.py: every revision, in order."""
+    sys.path.insert(0, str(project))
+    try:
+        stairway = importlib.import_module("tests.stairway")
+        if not Path(stairway.__file__).is_relative_to(project):
+            raise SystemExit(f"imported {stairway.__file__}, not the baked project's tests/stairway.py")
+        script = stairway.load_script(Config(str(project / "alembic.ini")))
+        found = [revision.revision for revision in stairway.revisions_base_to_head(script)]
+    finally:
+        sys.path.remove(str(project))
+    if found != revisions:
+        raise SystemExit(f"the synthetic history did not load as written: {len(found)} of {len(revisions)} revisions")
+
+
+@dataclass
+class Timing:
+    label: str
+    outcome: str  # pytest's counts, e.g. "2 passed, 1 skipped"
+    seconds: list[float]
+    cpu_seconds: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def time_pytest(label: str, python: str, project: Path, test_file: str, runs: int, plugins: tuple[str, ...]) -> Timing:
+    """Wall time of ``python -m pytest test_file`` in the project, ``runs`` times; every run must pass.
+
+    Plugins are not auto-loaded (this interpreter may have the template's own, such as
+    pytest-cookies, which the baked project does not use): only ``plugins`` are, with ``-p``.
+    """
+    env = {key: value for key, value in os.environ.items() if key not in ("TEST_DATABASE_URL", "DATABASE_URL")}
+    env.pop("PYTHONPATH", None)
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    for plugin in plugins:
+        command += ["-p", plugin]
+    command.append(test_file)
+    seconds, cpu_seconds, outcome = [], [], ""
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+        seconds.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        summary = re.search(r"^=*\s*(\d+ passed.*?) in [\d.]+s", result.stdout, flags=re.MULTILINE)
+        if result.returncode != 0 or summary is None:
+            output = (result.stdout + result.stderr).strip()
+            raise SystemExit(f"{label}: pytest failed (exit {result.returncode}):\n{output[-3000:]}")
+        outcome = summary.group(1)
+    return Timing(label, outcome, seconds, cpu_seconds)
+
+
+def pytest_alembic_problem(python: str) -> tuple[str | None, str | None]:
+    """Why this interpreter cannot run pytest-alembic's tests (None when it can), and its version."""
+    probe = (
+        "import importlib.metadata as m, alembic, sqlalchemy, pytest, pytest_alembic;"
+        "print(pytest.__version__, m.version('pytest-alembic'))"
+    )
+    try:
+        result = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
+    except OSError as error:
+        return f"cannot run {python}: {error.strerror}", None
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"{python} cannot import pytest-alembic and its dependencies ({last})", None
+    pytest_version, version = result.stdout.split()
+    if int(pytest_version.split(".")[0]) >= 9:
+        problem = f"{python} has pytest {pytest_version}: pytest-alembic {version} fails to collect under pytest 9"
+        return problem, version
+    return None, version
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--revisions", type=int, default=100, help="length of the synthetic history (default 100)")
+    parser.add_argument("--runs", type=int, default=5, help="pytest runs per suite; the median is shown (default 5)")
+    parser.add_argument(
+        "--pytest-alembic-python",
+        metavar="PATH",
+        help="a python with pytest<9 and pytest-alembic 0.13.1 installed (default: this interpreter, if it has them)",
+    )
+    parser.add_argument(
+        "--data-steps",
+        action="store_true",
+        help="give every synthetic revision data steps (insert a row, delete it), so the data stairway runs too",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the baked project and print where it is")
+    args = parser.parse_args(argv)
+
+    where = Path(tempfile.mkdtemp(prefix="bench-migrations-"))
+    try:
+        project = bake(where)
+        revisions = write_synthetic_history(project, args.revisions, args.data_steps)
+        check_history(project, revisions)
+        (project / PYTEST_ALEMBIC_FILE).write_text(PYTEST_ALEMBIC_MODULE)
+        load_before = " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+        ours = "tests/test_migrations.py"
+        timings = [time_pytest(f"ours: {ours}", sys.executable, project, ours, args.runs, plugins=())]
+        pytest_alembic_python = args.pytest_alembic_python or sys.executable
+        problem, version = pytest_alembic_problem(pytest_alembic_python)
+        label = f"pytest-alembic {version or '0.13.1'}: 4 built-in tests"
+        if problem is None:
+            plugins = ("pytest_alembic.plugin",)  # what its entry point would load
+            timings.append(time_pytest(label, pytest_alembic_python, project, PYTEST_ALEMBIC_FILE, args.runs, plugins))
+
+        history = f"{args.revisions} revisions (one table + one index each{', and data steps' * args.data_steps})"
+        print(
+            f"Migration test suites on a synthetic history of {history} on a SQLite file: wall time of the "
+            f"whole pytest process, median of {args.runs} runs (load average before: {load_before})"
+        )
+        print(f"{'suite':<42} {'tests':<20} {'median':>7} {'min':>7} {'max':>7} {'CPU median':>10}")
+        for timing in timings:
+            print(
+                f"{timing.label:<42} {timing.outcome:<20} {timing.median:>6.2f}s {min(timing.seconds):>6.2f}s "
+                f"{max(timing.seconds):>6.2f}s {statistics.median(timing.cpu_seconds):>9.2f}s"
+            )
+        if problem is not None:
+            print(f"{label:<42} not measured: {problem}")
+        if "skipped" in timings[0].outcome:
+            print("ours: the stairway with data steps skipped itself: no synthetic revision has any (see --data-steps)")
+        verdict = "met" if timings[0].median <= TARGET_SECONDS else "NOT met"
+        print(f"target for ours: <= {TARGET_SECONDS:g} s: {verdict}")
+        if args.keep:
+            print(f"baked project kept in {project}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(where, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
