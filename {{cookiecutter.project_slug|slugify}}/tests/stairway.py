@@ -81,8 +81,8 @@ class Migrator:
     outside a transaction (as ``engine.connect()`` gives it) so that env.py begins and
     commits each run itself, as ``alembic upgrade`` does. ``data`` sets
     ``config.attributes["data"]``: the revisions' data steps run too (-x data=true).
-    On SQLite, ``capture()`` keeps one in-memory copy of the database: only the latest
-    capture that kept one can be compared against.
+    On SQLite, ``capture()`` keeps in-memory copies of the database, two in turn: only the
+    last two captures that kept one can be compared against.
     """
 
     def __init__(
@@ -97,8 +97,8 @@ class Migrator:
         self.script = script if script is not None else load_script(config)
         # pysqlite (the default SQLite driver) has the backup API that capture() uses.
         self.sqlite = connection.dialect.name == "sqlite" and hasattr(connection.connection.driver_connection, "backup")
-        self._copy: Engine | None = None
-        self._copy_holds: Captured | None = None
+        self._copies: list[Engine] = []  # two in-memory databases, used in turn
+        self._copy_holds: dict[int, Captured] = {}  # which capture each copy holds
         self._env_code: CodeType | None = None
 
     def _run_env(self) -> None:
@@ -174,11 +174,14 @@ class Migrator:
         tables = [name for kind, name, *_ in rows if kind == "table" and not name.startswith("sqlite_")]
         captured = Captured(catalog=tuple(tuple(row) for row in rows), tables=sorted(set(tables) - {VERSION_TABLE}))
         if keep_copy:
-            if self._copy is None:
-                self._copy = create_engine("sqlite://", poolclass=pool.StaticPool)  # one in-memory database
-            with self._copy.connect() as copy:
+            if not self._copies:
+                self._copies = [create_engine("sqlite://", poolclass=pool.StaticPool) for _ in range(2)]
+            target = self._copies[0]
+            self._copies.reverse()  # the next capture uses the other copy
+            with target.connect() as copy:
                 self.connection.connection.driver_connection.backup(copy.connection.driver_connection)
-            captured.copy, self._copy_holds = self._copy, captured
+            captured.copy = target
+            self._copy_holds[id(target)] = captured
         return captured
 
     def compare(self, before: Captured, now: Captured) -> tuple[Any, Any]:
@@ -187,8 +190,8 @@ class Migrator:
         if before.catalog is not None and before.catalog == now.catalog:
             return before.catalog, now.catalog
         if before.snapshot is None:
-            if self._copy_holds is not before:
-                raise RuntimeError("compare() needs the latest capture that kept a copy of the database")
+            if self._copy_holds.get(id(before.copy)) is not before:
+                raise RuntimeError("compare() needs one of the last two captures that kept a copy")
             with before.copy.connect() as copy:
                 before.snapshot = snapshot(copy)
         return before.snapshot, now.snapshot if now.snapshot is not None else self.snapshot()
@@ -206,8 +209,8 @@ class Migrator:
 
     def close(self) -> None:
         """Let go of the in-memory copy; the connection stays the caller's."""
-        if self._copy is not None:
-            self._copy.dispose()
+        for copy in self._copies:
+            copy.dispose()
 
     def __enter__(self) -> Migrator:
         return self
@@ -237,7 +240,7 @@ class Step:
 
 def stairway(migrator: Migrator) -> Iterator[Step]:
     """Base to head, one revision at a time: yields each Step after its upgrade and downgrade,
-    for the caller to compare; upgrades the revision again when resumed.
+    for the caller to compare; the database ends at head.
 
     With the data steps on (``migrator.data``), the stairway starts at the first revision
     that has data steps (see ``has_data_steps``): the revisions before it run exactly as
@@ -255,16 +258,38 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
             migrator.upgrade(revision.revision)
         reason = "no data steps here or before: the same run as without data steps"
         yield from (Step(revision, undo_target(revision), skipped=reason) for revision in revisions[:start])
-    for revision in revisions[start:]:
-        before = migrator.capture()
-        step = Step(revision, undo_target(revision), rows_before=migrator.row_counts(before.tables))
+    steps = revisions[start:]
+    linear = all(revision.down_revision == parent.revision for parent, revision in pairwise(steps))
+    if not linear:  # branches: each revision down and up again on its own (three runs of env.py)
+        for revision in steps:
+            before = migrator.capture()
+            step = Step(revision, undo_target(revision), rows_before=migrator.row_counts(before.tables))
+            migrator.upgrade(revision.revision)
+            yield finish(migrator, step, before)
+            migrator.upgrade(revision.revision)
+        return
+    # A line: upgrading revision i from where the downgrade of i-1 left the database applies
+    # i-1 and i in one run of env.py; the schema at i-1 was captured on the way up before.
+    before = migrator.capture()
+    rows = migrator.row_counts(before.tables)
+    for revision in steps:
+        step = Step(revision, undo_target(revision), rows_before=rows)
         migrator.upgrade(revision.revision)
-        migrator.undo(revision)
-        after = migrator.capture(keep_copy=False)
-        step.before, step.after_downgrade = migrator.compare(before, after)
-        step.rows_after_downgrade = migrator.row_counts(after.tables)
-        yield step
-        migrator.upgrade(revision.revision)
+        at_revision = migrator.capture()
+        rows = migrator.row_counts(at_revision.tables)
+        yield finish(migrator, step, before)
+        before = at_revision
+    if steps:
+        migrator.upgrade(steps[-1].revision)
+
+
+def finish(migrator: Migrator, step: Step, before: Captured) -> Step:
+    """Downgrade the step's revision and record the schema and rows it left."""
+    migrator.undo(step.revision)
+    after = migrator.capture(keep_copy=False)
+    step.before, step.after_downgrade = migrator.compare(before, after)
+    step.rows_after_downgrade = migrator.row_counts(after.tables)
+    return step
 
 
 def _does_nothing() -> None:
