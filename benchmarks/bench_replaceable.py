@@ -555,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             cli_samples(args.runs, lambda: nothing_cli(project), results[NOTHING])
             results[NOTHING]["in-process"] = samples(args.runs, lambda: nothing_in_process(project))
             results[NOTHING]["compare only"] = samples(args.runs, lambda: compare_only(project, 0))
+            # Alembic's own start-up in this project, comparing nothing: the floor of any CLI figure.
+            floor = statistics.median(project.alembic_cli("heads")[1] for _ in range(args.runs))
     except BenchmarkError as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
@@ -565,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
 
     facts = {
+        "`alembic heads` in the same project (Alembic's start-up, nothing compared)": seconds(floor),
         "PostgreSQL": server_version,
         "Python": f"{platform.python_version()} ({platform.python_implementation()})",
         "Alembic": alembic.__version__,
