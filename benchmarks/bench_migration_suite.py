@@ -265,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Migration test suites on a synthetic history of {history} on a SQLite file: wall time of the "
             f"whole pytest process, median of {args.runs} runs (load average before: {load_before})"
         )
+        caching = "off (PYTHONDONTWRITEBYTECODE is set)" if sys.dont_write_bytecode else "on (Python's default)"
+        print(f"bytecode caching: {caching}; both suites run the same way")
         print(f"{'suite':<42} {'tests':<20} {'median':>7} {'min':>7} {'max':>7} {'CPU median':>10}")
         for timing in timings:
             print(
