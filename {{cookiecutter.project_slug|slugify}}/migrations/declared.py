@@ -181,9 +181,12 @@ class PostgreSQL:
 
 def create_all_at_once(connection: Connection, statements: list[str]) -> None:
     """One round trip for all of them; if one fails, again one by one, to name the culprit."""
+    batch = ";\n".join(statements)
+    if connection.dialect.paramstyle in ("format", "pyformat"):  # psycopg reads % as a placeholder
+        batch = batch.replace("%", "%%")
     try:
         with connection.begin_nested():
-            connection.exec_driver_sql(";\n".join(statements))
+            connection.exec_driver_sql(batch)
     except DBAPIError:
         for statement in statements:
             execute(connection, statement)
