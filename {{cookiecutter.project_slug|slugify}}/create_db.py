@@ -7,7 +7,8 @@
 Creates every table of the target MetaData with ``create_all()``, then the views,
 functions and triggers declared on it (migrations/replaceable.py), and records the head
 revision in ``alembic_version``, in one transaction (the shared-connection recipe), so
-a new database never replays the whole history. A PostgreSQL or MariaDB database that
+a new database never replays the whole history. MariaDB commits DDL as it goes: there, a
+failed build removes what it created. A PostgreSQL or MariaDB database that
 does not exist yet is created first. A database that already has tables, views or a
 version row is refused, and nothing in it is touched: use ``alembic upgrade head`` there.
 """
@@ -25,7 +26,8 @@ from sqlalchemy import URL, Connection, create_mock_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from migrations.failures import describe
-from migrations.replaceable import create_declared_objects, declared_objects
+from migrations.lock import lock_timeout, migration_lock
+from migrations.replaceable import create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, make_engine, server_url, target_metadata
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
@@ -38,16 +40,58 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     url = database_url(config)
     metadata = target_metadata(config)
     created_database = ensure_database_exists(url)
-    with make_engine(url).begin() as connection:
-        refuse_if_not_empty(connection, url)
-        metadata.create_all(connection)
-        objects = create_declared_objects(connection, metadata)  # views, functions...: after the tables
-        config.attributes["connection"] = connection
-        command.stamp(config, "head")
-        head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine = make_engine(url)
+    # The migration lock, as `alembic upgrade` takes it, for the whole build: on MariaDB it
+    # must outlast the transaction, which would otherwise end after the lock is let go.
+    try:
+        with engine.connect() as connection, migration_lock(connection, lock_timeout(config)):
+            with connection.begin():
+                refuse_if_not_empty(connection, url)  # before anything is built, and outside the undo
+            try:
+                with connection.begin():
+                    metadata.create_all(connection)
+                    objects = create_declared_objects(connection, metadata)  # views, functions: after the tables
+                    config.attributes["connection"] = connection
+                    command.stamp(config, "head")
+                    head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+            except Exception:
+                if not created_database:
+                    undo_partial_build(engine, metadata)
+                raise
+    except Exception:
+        if created_database:  # ours, and now closed: drop it whole
+            drop_database(url)
+        raise
     tables = ", ".join([*metadata.tables, *(obj.name.partition("(")[0] for obj in objects)]) or "nothing"
     where = url.render_as_string(hide_password=True)
     return f"{'Created database and built' if created_database else 'Built'} {where}: {tables}; stamped at head {head}."
+
+
+def undo_partial_build(engine, metadata) -> None:
+    """After a failed build where DDL cannot be rolled back (MariaDB), remove the tables and
+    objects it made, so a fixed create_db.py can run again (the database was empty:
+    refuse_if_not_empty checked). PostgreSQL and SQLite rolled the whole build back."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return
+    with engine.connect() as connection:
+        for obj in reversed(declared_objects(metadata)):
+            try:
+                execute(connection, obj.kind.drop(obj, connection.dialect.name))
+            except DBAPIError:
+                pass  # it was never created
+        metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        connection.commit()
+
+
+def drop_database(url: URL) -> None:
+    """Drop a PostgreSQL/MariaDB database, if it is there: one this run created (and the tests' own)."""
+    admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        name = connection.dialect.identifier_preparer.quote(url.database)
+        force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+    admin.dispose()
 
 
 def refuse_if_not_empty(connection: Connection, url: URL) -> None:
@@ -122,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"create_db.py: error: {error}", file=sys.stderr)
         return 1
-    except DBAPIError as error:  # cannot connect, may not create the database, ...
+    except DBAPIError as error:  # cannot connect, may not create the database, bad SQL, ...
         where = database_url(config).render_as_string(hide_password=True)
-        print(f"create_db.py: error: cannot use {where}: {describe(error)}", file=sys.stderr)
+        print(f"create_db.py: error: {describe(error)} (on {where}; nothing was left behind)", file=sys.stderr)
         return 1
     return 0
 

@@ -21,13 +21,14 @@ Operations (env.py imports this module, which registers them):
     kind               operations                                             databases
     view               create_view, drop_view, replace_view                   all
     materialized view  create_materialized_view, drop_..., replace_...        PostgreSQL
-    function           create_sp, drop_sp, replace_sp (or create_function...) PostgreSQL, MariaDB
-    procedure          create_procedure, drop_procedure, replace_procedure    PostgreSQL, MariaDB
+    function           create_sp, drop_sp, replace_sp (or create_function...) PostgreSQL, MariaDB, MySQL
+    procedure          create_procedure, drop_procedure, replace_procedure    PostgreSQL, MariaDB, MySQL
     trigger            create_trigger, drop_trigger, replace_trigger          all
 
 A kind the database lacks is an error naming both. Replacing uses CREATE OR REPLACE where
 the database can; where it cannot (a PostgreSQL view losing a column, a materialized
-view), the objects that depend on it are dropped and recreated around it.
+view), the views that depend on it are dropped and recreated around it, with their
+indexes, triggers, grants and comments (and the replaced view keeps its own).
 
 The app can also *declare* its current objects next to its models, like a Table::
 
@@ -93,9 +94,10 @@ class Kind:
 
 VIEW = Kind("view", "VIEW", ALL, frozenset({"postgresql", "mysql", "mariadb"}))
 MATERIALIZED_VIEW = Kind("materialized view", "MATERIALIZED VIEW", frozenset({"postgresql"}), frozenset())
-FUNCTION = Kind("function", "FUNCTION", SERVERS, SERVERS)
-PROCEDURE = Kind("procedure", "PROCEDURE", SERVERS, SERVERS)
-TRIGGER = Kind("trigger", "TRIGGER", ALL, frozenset({"mysql", "mariadb"}))
+# CREATE OR REPLACE for routines and triggers is MariaDB's; MySQL has it for views only.
+FUNCTION = Kind("function", "FUNCTION", SERVERS, frozenset({"postgresql", "mariadb"}))
+PROCEDURE = Kind("procedure", "PROCEDURE", SERVERS, frozenset({"postgresql", "mariadb"}))
+TRIGGER = Kind("trigger", "TRIGGER", ALL, frozenset({"mariadb"}))
 KINDS = (FUNCTION, PROCEDURE, VIEW, MATERIALIZED_VIEW, TRIGGER)
 
 
@@ -218,6 +220,12 @@ def _dialect(operations: Operations) -> str:
     return operations.get_context().dialect.name
 
 
+def _flavour(operations: Operations) -> str:
+    """The dialect's name, but "mariadb" for MariaDB (SQLAlchemy calls both "mysql")."""
+    dialect = operations.get_context().dialect
+    return "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
+
+
 @Operations.implementation_for(ReversibleOp)  # and so for every Create*/Drop* class
 def create_or_drop(operations: Operations, operation: ReversibleOp) -> None:
     dialect = _dialect(operations)
@@ -233,7 +241,7 @@ def replace(operations: Operations, operation: ReplaceOp) -> None:
     kind.check(dialect, new)
     context = operations.get_context()
     same_object = old.name == new.name or (kind.keyword in ("FUNCTION", "PROCEDURE") and dialect != "postgresql")
-    if same_object and dialect in kind.or_replace:
+    if same_object and _flavour(operations) in kind.or_replace:
         if context.as_sql or dialect != "postgresql":
             execute(operations, kind.create(new, or_replace=True))
             return
@@ -245,7 +253,7 @@ def replace(operations: Operations, operation: ReplaceOp) -> None:
         except DBAPIError:
             pass
     if dialect == "postgresql" and not context.as_sql and kind in (VIEW, MATERIALIZED_VIEW):
-        with dependants_set_aside(operations.get_bind(), old.name):
+        with dependants_set_aside(operations.get_bind(), old.name, kind.keyword, same_name=old.name == new.name):
             execute(operations, kind.drop(old, dialect))
             execute(operations, kind.create(new))
         return
@@ -263,22 +271,48 @@ DEPENDANT_VIEWS = text(
         FROM dependants JOIN pg_depend d ON d.refobjid = dependants.oid JOIN pg_rewrite r ON r.oid = d.objid
         WHERE r.ev_class <> d.refobjid
     )
-    SELECT format('%I.%I', n.nspname, c.relname), c.relkind, pg_get_viewdef(c.oid), max(depth)
+    SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind, pg_get_viewdef(c.oid), max(depth)
     FROM dependants JOIN pg_class c ON c.oid = dependants.oid JOIN pg_namespace n ON n.oid = c.relnamespace
     GROUP BY n.nspname, c.relname, c.relkind, c.oid ORDER BY max(depth)
+    """
+)
+# What hangs off a view and goes with it when it is dropped: indexes (materialized views),
+# triggers, grants and its comment, as statements that put them back.
+ATTACHED = text(
+    """
+    SELECT indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename
+      JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = i.schemaname WHERE c.oid = :oid
+    UNION ALL
+    SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t WHERE t.tgrelid = :oid AND NOT t.tgisinternal
+    UNION ALL
+    SELECT format('GRANT %s ON %s TO %s', a.privilege_type, CAST(c.oid AS regclass),
+                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)
+    FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = :oid AND a.grantee <> c.relowner
+    UNION ALL
+    SELECT format('COMMENT ON %s %s IS %L', CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END,
+                  CAST(c.oid AS regclass), obj_description(c.oid, 'pg_class'))
+    FROM pg_class c WHERE c.oid = :oid AND obj_description(c.oid, 'pg_class') IS NOT NULL
     """
 )
 
 
 @contextmanager
-def dependants_set_aside(connection: Connection, name: str) -> Iterator[None]:
-    """Drop the views that depend on a PostgreSQL view, deepest first; recreate them after."""
+def dependants_set_aside(connection: Connection, name: str, keyword: str, same_name: bool) -> Iterator[None]:
+    """Drop the views that depend on a PostgreSQL view, deepest first, and recreate them
+    after, with their indexes, triggers, grants and comments; and give those of the view
+    itself back to its new definition when it keeps its name."""
     dependants = connection.execute(DEPENDANT_VIEWS, {"name": name}).all()
-    for dependant, relkind, _definition, _depth in reversed(dependants):
+    attached = [row[0] for oid, *_ in dependants for row in connection.execute(ATTACHED, {"oid": oid})]
+    if same_name:
+        own = connection.execute(text("SELECT CAST(CAST(:name AS regclass) AS oid)"), {"name": name}).scalar_one()
+        attached += [row[0] for row in connection.execute(ATTACHED, {"oid": own})]
+    for _oid, dependant, relkind, _definition, _depth in reversed(dependants):
         execute(connection, f"DROP {'MATERIALIZED VIEW' if relkind == 'm' else 'VIEW'} {dependant}")
     yield
-    for dependant, relkind, definition, _depth in dependants:
+    for _oid, dependant, relkind, definition, _depth in dependants:
         execute(connection, f"CREATE {'MATERIALIZED VIEW' if relkind == 'm' else 'VIEW'} {dependant} AS {definition}")
+    for statement in attached:
+        execute(connection, statement)
 
 
 # --- Declared objects: the current definitions, kept with the models ------------------------

@@ -13,6 +13,7 @@ Mistakes here are expected (a typo in a URL, a moved module), so they raise
 
 from __future__ import annotations
 
+import configparser
 import importlib
 import os
 from collections.abc import Iterator
@@ -35,7 +36,13 @@ def database_url(config: Config) -> URL:
     elif os.environ.get("DATABASE_URL"):
         raw, source = os.environ["DATABASE_URL"], "DATABASE_URL"
     else:
-        raw, source = config.get_main_option("sqlalchemy.url"), "sqlalchemy.url in alembic.ini"
+        source = "sqlalchemy.url in alembic.ini"
+        try:
+            raw = config.get_main_option("sqlalchemy.url")
+        except configparser.Error:  # a lone % (a quoted password): never echo the text
+            raise CommandError(
+                f"{source}: write each % as %% in alembic.ini, or set the URL in DATABASE_URL instead."
+            ) from None
     if not raw:
         raise CommandError("No database URL: set DATABASE_URL or sqlalchemy.url in alembic.ini.")
     try:

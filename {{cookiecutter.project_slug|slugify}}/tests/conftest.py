@@ -22,7 +22,7 @@ from alembic.config import Config
 from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
-from create_db import ensure_database_exists
+from create_db import drop_database, ensure_database_exists
 from migrations.settings import make_engine, server_url
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -70,16 +70,6 @@ def new_database(server: URL, tmp_path: Path) -> Iterator[Callable[[], URL]]:
     yield make
     for url in created:
         drop_database(url)
-
-
-def drop_database(url: URL) -> None:
-    """Drop a test database on its server, if it is there."""
-    engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        name = connection.dialect.identifier_preparer.quote(url.database)
-        force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-    engine.dispose()
 
 
 @pytest.fixture

@@ -3,13 +3,16 @@ views and functions included."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from create_db import create_db
-from migrations.settings import make_engine
+from create_db import create_db, database_exists, drop_database
+from migrations.settings import make_engine, server_url
 from tests.conftest import ALEMBIC_INI, run_in_project
 from tests.schema import snapshot
 
@@ -73,3 +76,28 @@ def test_create_db_sql_prints_the_ddl_and_touches_nothing(database_url):
     assert "INSERT INTO alembic_version" in result.stdout
     with make_engine(database_url).connect() as connection:
         assert snapshot(connection)["tables"] == {}
+
+
+def test_a_failed_build_leaves_nothing_behind(project_copy, database_url):
+    models = next(project_copy.glob("*/models.py"))
+    models.write_text(models.read_text() + '\nbroken = View("broken", metadata, "SELEC nope FROM customer")\n')
+    result = run_in_project(database_url, "create_db.py", cwd=project_copy)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    with make_engine(database_url).connect() as connection:
+        assert snapshot(connection) == dict(tables={}, views=[], objects={})  # MariaDB too: undone
+
+
+def test_a_failed_build_drops_the_database_it_created(project_copy, server, dialect):
+    if dialect == "sqlite":
+        pytest.skip("create_db.py creates server databases only")
+    models = next(project_copy.glob("*/models.py"))
+    models.write_text(models.read_text() + '\nbroken = View("broken", metadata, "SELEC nope FROM customer")\n')
+    url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
+    try:
+        result = run_in_project(url, "create_db.py", cwd=project_copy)
+        assert result.returncode == 1, result.stdout
+        with make_engine(server_url(url)).connect() as connection:
+            assert not database_exists(connection, url.database)
+    finally:
+        drop_database(url)

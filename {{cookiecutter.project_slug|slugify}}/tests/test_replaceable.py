@@ -195,3 +195,33 @@ def test_offline_mode_writes_every_operation_as_sql(alembic_config, dialect):
         assert first in sql and second in sql, kind
     assert kinds >= 2
     assert sql.count("DROP ") >= kinds
+
+
+def test_replacing_a_view_keeps_what_hangs_off_its_dependants(alembic_config, engine, dialect):
+    if dialect != "postgresql":
+        pytest.skip("only PostgreSQL refuses to drop a view others depend on")
+    command.upgrade(alembic_config, "head")
+    with engine.begin() as connection:
+        for statement in (
+            "CREATE MATERIALIZED VIEW customer_emails AS SELECT name, email FROM customer_view",
+            "CREATE INDEX ix_customer_emails_name ON customer_emails (name)",
+            "CREATE VIEW named_customers AS SELECT name FROM customer_view",
+            "GRANT SELECT ON named_customers TO PUBLIC",
+            "COMMENT ON VIEW named_customers IS 'who bought'",
+        ):
+            connection.exec_driver_sql(statement)
+        # customer_view loses a column: CREATE OR REPLACE cannot do that, so the views on it
+        # are dropped and rebuilt around it, with their index, grant and comment.
+        old = ReplaceableObject("customer_view", "SELECT name, order_count, email FROM customer WHERE order_count > 0")
+        narrower = ReplaceableObject("customer_view", "SELECT name, email FROM customer WHERE order_count > 1")
+        operations(alembic_config, connection).replace_view(narrower, replaces=old)
+        found = connection.execute(
+            text(
+                "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_customer_emails_name'),"
+                " has_table_privilege('public', 'named_customers', 'SELECT'),"
+                " obj_description('named_customers'::regclass, 'pg_class')"
+            )
+        ).one()
+        columns = [column["name"] for column in inspect(connection).get_columns("customer_view")]
+    assert columns == ["name", "email"]
+    assert tuple(found) == (1, True, "who bought")

@@ -484,3 +484,19 @@ def test_create_db_sql_does_not_create_a_missing_database(server, dialect, tmp_p
     finally:
         if dialect != "sqlite":
             drop_database(url)  # had it been created
+
+
+def test_a_percent_in_the_ini_url_is_one_line_without_the_password(project_copy, dialect):
+    ini = project_copy / "alembic.ini"
+    lines = ini.read_text().splitlines()
+    url_line = next(index for index, line in enumerate(lines) if line.startswith("sqlalchemy.url"))
+    lines[url_line] = "sqlalchemy.url = postgresql+psycopg://app:s3cr%40t@127.0.0.1:5432/nodb"
+    ini.write_text("\n".join(lines) + "\n")
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    for args in (["-m", "alembic", "current"], ["create_db.py"]):
+        result = subprocess.run(
+            [sys.executable, *args], cwd=project_copy, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
+        assert result.returncode != 0
+        assert "write each % as %% in alembic.ini" in output(result)
+        assert "Traceback" not in output(result) and "s3cr" not in output(result)
