@@ -3,7 +3,10 @@ nothing left to do, instead of colliding with "already exists" errors.
 
 - PostgreSQL: a session-level advisory lock keyed on the version table (advisory locks
   are per database already); inside a caller's transaction, a transaction-level one.
-- MariaDB/MySQL: ``GET_LOCK`` on a name made of the database and the version table.
+- MariaDB/MySQL: ``GET_LOCK`` on a name made of the database and the version table. It
+  is a session lock: inside a caller's own transaction it is let go when Alembic is done,
+  before the caller commits, so such a caller should hold ``migration_lock`` around its
+  transaction itself (create_db.py does; the lock can be taken again on the same session).
 - SQLite: the run is one ``BEGIN IMMEDIATE`` transaction (see env.py and settings.py),
   which takes the write lock before the version is read; nothing to do here.
 
