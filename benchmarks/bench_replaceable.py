@@ -405,13 +405,19 @@ def first_cli(project: Project) -> tuple[float, float]:
     return wall, cpu
 
 
-def first_in_process(project: Project) -> float:
+def revision_in_process(project: Project, message: str) -> tuple[float, set[Path], str]:
+    """Time ``command.revision(autogenerate=True)``: the seconds, the files before, its output."""
     before, stdout = project.revision_files(), io.StringIO()
     with project.in_process("in-process"):
         config = project.config(stdout)
         start = time.perf_counter()
-        command.revision(config, message="objects", autogenerate=True)
+        command.revision(config, message=message, autogenerate=True)
         seconds = time.perf_counter() - start
+    return seconds, before, stdout.getvalue()
+
+
+def first_in_process(project: Project) -> float:
+    seconds, before, _ = revision_in_process(project, "objects")
     check_first(project, before, "in-process").unlink()
     return seconds
 
@@ -424,13 +430,8 @@ def nothing_cli(project: Project) -> tuple[float, float]:
 
 
 def nothing_in_process(project: Project) -> float:
-    before, stdout = project.revision_files(), io.StringIO()
-    with project.in_process("in-process"):
-        config = project.config(stdout)
-        start = time.perf_counter()
-        command.revision(config, message="nothing", autogenerate=True)
-        seconds = time.perf_counter() - start
-    check_nothing(project, before, stdout.getvalue(), "in-process")
+    seconds, before, output = revision_in_process(project, "nothing")
+    check_nothing(project, before, output, "in-process")
     return seconds
 
 

@@ -241,26 +241,30 @@ class MySQL:
         temporary = {
             base_name(obj.name): f"{TEMPORARY}{index}_{base_name(obj.name)}"[:64] for index, obj in enumerate(declared)
         }
+        to_temporary = renamer(temporary)
+        back = renamer({new: old for old, new in temporary.items()})
         made: list[tuple[Kind, str]] = []
         result = {}
         try:
             for obj in declared:
-                renamed = ReplaceableObject(temporary[base_name(obj.name)], rename(obj.sqltext, temporary))
+                renamed = ReplaceableObject(temporary[base_name(obj.name)], to_temporary(obj.sqltext))
                 execute(connection, obj.kind.create(renamed))
                 made.append((obj.kind, renamed.name))
                 statement = cls._show(connection, obj.kind.label, renamed.name)
-                back = {new: old for old, new in temporary.items()}
-                result[(obj.kind.label, base_name(obj.name))] = (obj, fold(rename(statement, back)))
+                result[(obj.kind.label, base_name(obj.name))] = (obj, fold(back(statement)))
         finally:
             for kind, name in reversed(made):
                 execute(connection, kind.drop(ReplaceableObject(name, ""), "mysql"))
         return result
 
 
-def rename(sql: str, names: dict[str, str]) -> str:
-    for old, new in names.items():
-        sql = re.sub(rf"(?<![\w$]){re.escape(old)}(?![\w$])", new, sql)
-    return sql
+def renamer(names: dict[str, str]):
+    """A function that replaces each of these names, as a whole word, in one pass."""
+    if not names:
+        return lambda sql: sql
+    words = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w$])({words})(?![\w$])")
+    return lambda sql: pattern.sub(lambda match: names[match.group(1)], sql)
 
 
 def mysql_object(label: str, name: str, statement: str) -> ReplaceableObject:

@@ -23,6 +23,7 @@ from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from create_db import drop_database, ensure_database_exists
+from migrations.failures import describe
 from migrations.settings import make_engine, server_url
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def server() -> URL:
         except OperationalError as error:
             reason = (
                 f"{url.get_backend_name()} server {url.render_as_string(hide_password=True)} "
-                f"is not reachable ({str(error.orig).strip().splitlines()[0]}); "
+                f"is not reachable ({describe(error)}); "
                 "set TEST_DATABASE_URL to one that is"
             )
             if os.environ.get("CI", "").lower() == "true":
@@ -110,6 +111,21 @@ def alembic_cli(database_url: URL, *args: str, cwd: Path = PROJECT) -> subproces
     return run_in_project(database_url, "-m", "alembic", *args, cwd=cwd)
 
 
-def run_in_project(database_url: URL, *args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
+# Variables of the test's own environment that would change what a subprocess does.
+OWN_VARIABLES = ("DATABASE_URL", "MIGRATION_LOCK_TIMEOUT", "SLEEP_IN_MIGRATION", "SLEEP_MARKER")
+
+
+def environment(database_url: URL | str, **extra: str) -> dict[str, str]:
+    """The environment a subprocess of a test gets: this one, on ``database_url``."""
+    env = {name: value for name, value in os.environ.items() if name not in OWN_VARIABLES}
+    if isinstance(database_url, URL):
+        database_url = database_url.render_as_string(hide_password=False)
+    return {**env, "DATABASE_URL": database_url, **extra}
+
+
+def run_in_project(
+    database_url: URL | str, *args: str, cwd: Path = PROJECT, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in the project folder (or a copy), on ``database_url``, as a user would."""
+    env = environment(database_url, **extra)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)

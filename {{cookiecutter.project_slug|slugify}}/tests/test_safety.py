@@ -28,15 +28,13 @@ from sqlalchemy import URL, inspect, make_url, text
 from create_db import database_exists
 from migrations.lock import migration_lock
 from migrations.settings import make_engine, server_url
-from tests.conftest import ALEMBIC_INI, PROJECT, drop_database
+from tests.conftest import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project
 from tests.schema import snapshot
 
 HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
 METADATA_MODULE = Config(ALEMBIC_INI).get_main_option("target_metadata").partition(":")[0]
 TIMEOUT = 120  # seconds, for any one subprocess
 
-# Variables of the test's own environment that would change what a subprocess does.
-OWN_VARIABLES = ("DATABASE_URL", "MIGRATION_LOCK_TIMEOUT", "SLEEP_IN_MIGRATION", "SLEEP_MARKER")
 
 FAILING_REVISION_ID = "f41ed00000000"
 FAILING_REVISION = f'''"""A revision that fails halfway: a harmless table, then invalid SQL."""
@@ -100,19 +98,6 @@ def downgrade() -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def environment(database_url: URL | str, **extra: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name not in OWN_VARIABLES}
-    if isinstance(database_url, URL):
-        database_url = database_url.render_as_string(hide_password=False)
-    return {**env, "DATABASE_URL": database_url, **extra}
-
-
-def run(folder: Path, database_url: URL | str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``python *args`` in folder, on database_url, as a user would run it."""
-    env = environment(database_url, **extra)
-    return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:
@@ -197,7 +182,9 @@ def test_a_held_migration_lock_makes_upgrade_give_up_cleanly(database_url, diale
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection, migration_lock(connection, timeout=5):
-            result = run(PROJECT, database_url, "-m", "alembic", "upgrade", "head", MIGRATION_LOCK_TIMEOUT="1")
+            result = run_in_project(
+                database_url, "-m", "alembic", "upgrade", "head", MIGRATION_LOCK_TIMEOUT="1", cwd=PROJECT
+            )
     finally:
         engine.dispose()
     assert result.returncode != 0
@@ -211,7 +198,7 @@ def test_a_held_migration_lock_makes_upgrade_give_up_cleanly(database_url, diale
 
 def test_a_failing_revision_leaves_a_true_version_and_is_named(project_copy, database_url, dialect):
     add_revision(project_copy, "failing_revision.py", FAILING_REVISION)  # the id is not in the file name
-    result = run(project_copy, database_url, "-m", "alembic", "upgrade", "head")
+    result = run_in_project(database_url, "-m", "alembic", "upgrade", "head", cwd=project_copy)
     assert result.returncode != 0
     # env.py names the revision (Alembic alone shows a traceback that names none).
     assert f"FAILED: revision {FAILING_REVISION_ID} (failing_revision.py) failed:" in result.stdout, output(result)
@@ -296,7 +283,7 @@ def test_sigkill_mid_upgrade_then_rerun(project_copy, new_database, dialect, tmp
         assert left["tables"] == {} and left["views"] == []
 
     # The rerun, without the sleep and with no manual step in between.
-    rerun = run(project_copy, database_url, "-m", "alembic", "upgrade", "head")
+    rerun = run_in_project(database_url, "-m", "alembic", "upgrade", "head", cwd=project_copy)
     if dialect in ("mysql", "mariadb"):
         # The killed revision's table is in the way: the rerun fails on it and the version row
         # stays true. The manual step MariaDB needs: drop what the killed revision created.
@@ -309,7 +296,7 @@ def test_sigkill_mid_upgrade_then_rerun(project_copy, new_database, dialect, tmp
                 connection.exec_driver_sql("DROP TABLE during_kill")
         finally:
             engine.dispose()
-        rerun = run(project_copy, database_url, "-m", "alembic", "upgrade", "head")
+        rerun = run_in_project(database_url, "-m", "alembic", "upgrade", "head", cwd=project_copy)
     # PostgreSQL: the killed client's session is gone with its transaction and its advisory
     # lock; but a session busy in a statement (where == "server") only notices the dead client
     # when the statement ends, so the rerun waits on the lock until then, then goes on.
@@ -370,9 +357,9 @@ def test_a_password_with_special_characters_never_leaks(project_copy, server, ro
     secrets = {PASSWORD, quote_plus(PASSWORD), quote(PASSWORD, safe=""), make_url(base).password}
 
     results = {
-        "create_db": run(project_copy, f"{base}/{built}", "create_db.py"),
-        "upgrade": run(project_copy, f"{base}/{migrated}", "-m", "alembic", "upgrade", "head"),
-        "current": run(project_copy, f"{base}/{migrated}", "-m", "alembic", "current"),
+        "create_db": run_in_project(f"{base}/{built}", "create_db.py", cwd=project_copy),
+        "upgrade": run_in_project(f"{base}/{migrated}", "-m", "alembic", "upgrade", "head", cwd=project_copy),
+        "current": run_in_project(f"{base}/{migrated}", "-m", "alembic", "current", cwd=project_copy),
     }
     for name, result in results.items():
         assert result.returncode == 0, f"{name}: {output(result)}"
@@ -382,8 +369,10 @@ def test_a_password_with_special_characters_never_leaks(project_copy, server, ro
 
     missing = f"{base}/no_such_database_{uuid.uuid4().hex[:8]}"
     failing = {
-        "upgrade on a missing database": run(project_copy, missing, "-m", "alembic", "upgrade", "head"),
-        "create_db on a missing database": run(project_copy, missing, "create_db.py"),  # the role may not create it
+        "upgrade on a missing database": run_in_project(missing, "-m", "alembic", "upgrade", "head", cwd=project_copy),
+        "create_db on a missing database": run_in_project(
+            missing, "create_db.py", cwd=project_copy
+        ),  # the role may not create it
     }
     for name, result in failing.items():
         assert result.returncode != 0, f"{name}: {output(result)}"
@@ -434,7 +423,7 @@ def test_bad_input_to_alembic_is_a_clear_error_and_touches_nothing(
         ini = project_copy / "alembic.ini"
         ini.write_text(re.sub(r"(?m)^target_metadata = .*$", f"target_metadata = {bad_metadata}", ini.read_text()))
     files_before = files(project_copy)
-    result = run(project_copy, bad_url or database_url, "-m", "alembic", *options, "upgrade", "head")
+    result = run_in_project(bad_url or database_url, "-m", "alembic", *options, "upgrade", "head", cwd=project_copy)
     assert result.returncode != 0
     assert "Traceback" not in output(result), output(result)
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
@@ -445,7 +434,7 @@ def test_bad_input_to_alembic_is_a_clear_error_and_touches_nothing(
 
 def test_create_db_with_a_garbage_url_is_one_line_and_touches_nothing(project_copy, database_url, dialect):
     files_before = files(project_copy)
-    result = run(project_copy, database_url, "create_db.py", "--url", "garbage")
+    result = run_in_project(database_url, "create_db.py", "--url", "garbage", cwd=project_copy)
     assert result.returncode != 0
     assert result.stdout == ""
     assert result.stderr.strip().count("\n") == 0, result.stderr  # one line
@@ -476,7 +465,7 @@ def test_create_db_sql_does_not_create_a_missing_database(server, dialect, tmp_p
     else:
         url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
     try:
-        result = run(PROJECT, url, "create_db.py", "--sql")
+        result = run_in_project(url, "create_db.py", "--sql", cwd=PROJECT)
         assert result.returncode == 0, output(result)
         assert "CREATE TABLE customer" in result.stdout
         assert f"INSERT INTO alembic_version (version_num) VALUES ('{HEAD}')" in result.stdout
