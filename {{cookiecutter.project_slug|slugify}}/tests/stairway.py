@@ -11,6 +11,9 @@ EnvironmentContext around env.py) with that same object. Every step still runs e
 data flag, the migration lock, one transaction per run (per migration on MariaDB).
 
 - ``Migrator``: upgrade, downgrade and check on one Connection with one ScriptDirectory;
+  a step of the stairway runs that revision's own MigrationStep (``upgrade_line()``,
+  ``undo()``) when the database is where the step expects it, without Alembic's walk of
+  the revision map, which visits every ancestor (a cost that grows with the history);
   it also captures the schema and counts rows between steps, leaving no transaction open
   behind it, so each step begins and commits its own as in production.
 - ``stairway()``: base to head, one revision at a time: capture the schema and count the
@@ -125,15 +128,38 @@ class Migrator:
     def downgrade(self, revision: str) -> None:
         self._run(lambda heads, _context: self.script._downgrade_revs(revision, heads), revision)
 
+    def upgrade_line(self, revisions: list[Script]) -> None:
+        """``upgrade(revisions[-1].revision)`` for revisions that follow each other, each the
+        parent of the next. From the parent(s) of the first, the steps are these revisions'
+        own, as Alembic's walk would find them; the walk itself, which visits every ancestor of
+        the target and so grows with the history's length at every step, is left out. From
+        any other version, it is ``upgrade()``: Alembic's walk."""
+        target = revisions[-1].revision
+        down = revisions[0].down_revision
+        parents = tuple(sorted(filter(None, down if isinstance(down, (tuple, list)) else [down])))
+        steps = [MigrationStep.upgrade_from_script(self.script.revision_map, revision) for revision in revisions]
+
+        def upgrade_steps(heads, _context):
+            if tuple(sorted(heads)) == parents:
+                return steps
+            return self.script._upgrade_revs(target, heads)
+
+        self._run(upgrade_steps, target)
+
     def undo(self, revision: Script) -> None:
         """Downgrade exactly this revision, leaving any other branch alone: ``alembic downgrade
-        <revision>@-1``. A merge point, which no downgrade target can name (Alembic calls the
-        walk ambiguous), goes back to all of its parents by a step of its own, in an env.py run."""
-        if not revision.is_merge_point:
-            self.downgrade(f"{revision.revision}@-1")
-            return
+        <revision>@-1``. When the database is at this revision alone, that is this revision's
+        own downgrade step (found without walking the history, see ``upgrade_line()``). A merge
+        point, which no downgrade target can name (Alembic calls the walk ambiguous), goes
+        back to all of its parents by that step in any case."""
         step = MigrationStep.downgrade_from_script(self.script.revision_map, revision)
-        with EnvironmentContext(self.config, self.script, fn=lambda _heads, _context: [step]):
+
+        def downgrade_steps(heads, _context):
+            if revision.is_merge_point or tuple(heads) == (revision.revision,):
+                return [step]
+            return self.script._downgrade_revs(f"{revision.revision}@-1", heads)
+
+        with EnvironmentContext(self.config, self.script, fn=downgrade_steps):
             self._run_env()
 
     def check(self) -> None:
@@ -226,7 +252,10 @@ class Migrator:
             for start in range(0, len(tables), COUNTS_PER_QUERY):
                 chunk = tables[start : start + COUNTS_PER_QUERY]
                 columns = ", ".join(f"(SELECT count(*) FROM {quote(table)})" for table in chunk)
-                counts.update(zip(chunk, connection.execute(text(f"SELECT {columns}")).one(), strict=True))
+                # The driver's own SQL: nothing for SQLAlchemy to compile (a new statement each time).
+                if connection.dialect.paramstyle in ("format", "pyformat"):
+                    columns = columns.replace("%", "%%")
+                counts.update(zip(chunk, connection.exec_driver_sql(f"SELECT {columns}").one(), strict=True))
         return counts
 
     def close(self) -> None:
@@ -294,15 +323,17 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
     # i-1 and i in one run of env.py; the schema at i-1 was captured on the way up before.
     before = migrator.capture()
     rows = migrator.row_counts(before.tables)
+    previous: list[Script] = []  # undone by the last step: applied again with the next revision
     for revision in steps:
         step = Step(revision, undo_target(revision), rows_before=rows)
-        migrator.upgrade(revision.revision)
+        migrator.upgrade_line([*previous, revision])
+        previous = [revision]
         at_revision = migrator.capture()
         rows = migrator.row_counts(at_revision.tables)
         yield finish(migrator, step, before)
         before = at_revision
     if steps:
-        migrator.upgrade(steps[-1].revision)
+        migrator.upgrade_line(previous)
 
 
 def finish(migrator: Migrator, step: Step, before: Captured) -> Step:
