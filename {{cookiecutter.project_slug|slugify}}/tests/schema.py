@@ -12,9 +12,10 @@ VERSION_TABLE = "alembic_version"
 
 
 def snapshot(connection: Connection) -> dict[str, Any]:
-    """Tables with their columns, keys, indexes and constraints; the view names; and the
+    """Tables with their columns, keys, indexes and constraints; the view names; the
     views, functions, procedures and triggers with their definitions as the database
-    renders them (so two databases built differently compare equal when they are)."""
+    renders them (so two databases built differently compare equal when they are); the
+    sequences where the database has them, and PostgreSQL's enum types."""
     inspector = inspect(connection)
     tables = {}
     for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
@@ -41,4 +42,14 @@ def snapshot(connection: Connection) -> dict[str, Any]:
         f"{label} {name}": definition
         for (label, name), (_, definition) in READERS[connection.dialect.name].existing(connection).items()
     }
-    return {"tables": tables, "views": sorted(inspector.get_view_names()), "objects": objects}
+    picture = {"tables": tables, "views": sorted(inspector.get_view_names()), "objects": objects}
+    if connection.dialect.supports_sequences:  # PostgreSQL, MariaDB
+        picture["sequences"] = sorted(inspector.get_sequence_names())
+    if connection.dialect.name == "postgresql":  # a downgrade that drops a table keeps its enum types
+        picture["enums"] = sorted((enum["name"], tuple(enum["labels"])) for enum in inspector.get_enums())
+    return picture
+
+
+def leftovers(picture: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a snapshot that are not empty: {} for an empty database."""
+    return {part: value for part, value in picture.items() if value}
