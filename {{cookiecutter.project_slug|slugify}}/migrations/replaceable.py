@@ -362,16 +362,22 @@ def declared_objects(metadata: MetaData) -> list[DeclaredObject]:
     by_name: dict[str, list[DeclaredObject]] = {}
     for obj in objects:
         by_name.setdefault(base_name(obj.name), []).append(obj)
-    names = sorted(by_name, key=len, reverse=True)  # longest first: "a_b" before "a"
-    mentions = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b")
+    # Names that are plain words are found among the words of the SQL (one small pattern for
+    # all of them); any other name, e.g. with a space, by a pattern of its own.
+    words = re.compile(r"\w+")
+    unusual = [(name, re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")) for name in by_name if not words.fullmatch(name)]
     ordered: list[DeclaredObject] = []
     seen: set[int] = set()
+
+    def mentions(sql: str) -> set[str]:
+        found = {word for word in words.findall(sql) if word in by_name}
+        return found | {name for name, pattern in unusual if pattern.search(sql)}
 
     def visit(obj: DeclaredObject) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        for name in set(mentions.findall(obj.sqltext)):
+        for name in sorted(mentions(obj.sqltext)):
             for other in by_name[name]:
                 visit(other)
         ordered.append(obj)
