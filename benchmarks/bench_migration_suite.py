@@ -6,9 +6,10 @@ index each, written from the project's own script.py.mako) and its models with m
 ones, so that models == head holds. Then it times, as the median of ``--runs`` runs of
 pytest in a subprocess (wall time of the whole pytest process, on a SQLite file):
 
-- ours: the baked project's tests/test_migrations.py (the stairway without and with the
-  data steps, and models == head); the synthetic revisions have no data steps (unless
-  ``--data-steps``), so the stairway with data steps skips itself;
+- ours: the baked project's migration suite, tests/test_migrations.py: one head, the
+  stairway without and with the data steps, models == head, and create_db.py == upgrade
+  head; the synthetic revisions have no data steps (unless ``--data-steps``), so the
+  stairway with data steps skips itself;
 - pytest-alembic's four built-in tests (test_single_head_revision, test_upgrade,
   test_model_definitions_match_ddl, test_up_down_consistency) on the same history, run by
   an interpreter that has pytest<9 and pytest-alembic (0.13.1 fails to collect under

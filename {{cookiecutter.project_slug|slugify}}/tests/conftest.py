@@ -71,22 +71,34 @@ def dialect(server: URL) -> str:
     return server.get_backend_name()
 
 
+class Databases:
+    """Empty databases on the server under test, each uniquely named (SQLite: a file in
+    ``folder``), made by ``new()`` and dropped by ``drop_all()``."""
+
+    def __init__(self, server: URL, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.created: list[URL] = []
+
+    def new(self) -> URL:
+        if self.server.get_backend_name() == "sqlite":
+            return make_url(f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:12]}.sqlite'}")
+        url = self.server.set(database=f"test_{uuid.uuid4().hex[:12]}")
+        ensure_database_exists(url)
+        self.created.append(url)
+        return url
+
+    def drop_all(self) -> None:
+        for url in self.created:
+            drop_database(url)
+
+
 @pytest.fixture
 def new_database(server: URL, tmp_path: Path) -> Iterator[Callable[[], URL]]:
     """Call it for another empty database; all of them are dropped after the test."""
-    created: list[URL] = []
-
-    def make() -> URL:
-        if server.get_backend_name() == "sqlite":
-            return make_url(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:12]}.sqlite'}")
-        url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
-        ensure_database_exists(url)
-        created.append(url)
-        return url
-
-    yield make
-    for url in created:
-        drop_database(url)
+    databases = Databases(server, tmp_path)
+    yield databases.new
+    databases.drop_all()
 
 
 @pytest.fixture

@@ -17,26 +17,38 @@ def snapshot(connection: Connection) -> dict[str, Any]:
     renders them (so two databases built differently compare equal when they are); the
     sequences where the database has them, and PostgreSQL's enum types."""
     inspector = inspect(connection)
+    names = sorted(set(inspector.get_table_names()) - {VERSION_TABLE})
+    # One query per kind of thing for all the tables, where the dialect can (PostgreSQL,
+    # MariaDB); SQLite reads each table's pragmas in turn either way.
+    reflected = {
+        part: {table: found for (_, table), found in method(filter_names=names).items()} if names else {}
+        for part, method in (
+            ("columns", inspector.get_multi_columns),
+            ("primary_key", inspector.get_multi_pk_constraint),
+            ("foreign_keys", inspector.get_multi_foreign_keys),
+            ("indexes", inspector.get_multi_indexes),
+            ("unique", inspector.get_multi_unique_constraints),
+            ("checks", inspector.get_multi_check_constraints),
+        )
+    }
     tables = {}
-    for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
+    for table in names:
         tables[table] = {
             "columns": {
                 column["name"]: (str(column["type"]), column["nullable"], column.get("default"))
-                for column in inspector.get_columns(table)
+                for column in reflected["columns"][table]
             },
-            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "primary_key": reflected["primary_key"][table]["constrained_columns"],
             "foreign_keys": sorted(
                 (fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
-                for fk in inspector.get_foreign_keys(table)
+                for fk in reflected["foreign_keys"][table]
             ),
             "indexes": sorted(
                 (index["name"], tuple(index["column_names"]), bool(index["unique"]))
-                for index in inspector.get_indexes(table)
+                for index in reflected["indexes"][table]
             ),
-            "unique": sorted(
-                (unique["name"], tuple(unique["column_names"])) for unique in inspector.get_unique_constraints(table)
-            ),
-            "checks": sorted((check["name"], check["sqltext"]) for check in inspector.get_check_constraints(table)),
+            "unique": sorted((unique["name"], tuple(unique["column_names"])) for unique in reflected["unique"][table]),
+            "checks": sorted((check["name"], check["sqltext"]) for check in reflected["checks"][table]),
         }
     objects = {
         f"{label} {name}": definition
