@@ -278,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:<42} not measured: {problem}")
         if "skipped" in timings[0].outcome:
             print("ours: the stairway with data steps skipped itself: no synthetic revision has any (see --data-steps)")
-        verdict = "met" if timings[0].median <= TARGET_SECONDS else "NOT met"
-        print(f"target for ours: <= {TARGET_SECONDS:g} s: {verdict}")
+        if args.data_steps or args.revisions != 100:
+            print(f"target for ours (<= {TARGET_SECONDS:g} s) applies to the anchor's history: 100 revisions, no data")
+        else:
+            verdict = "met" if timings[0].median <= TARGET_SECONDS else "NOT met"
+            print(f"target for ours: <= {TARGET_SECONDS:g} s: {verdict}")
         if args.keep:
             print(f"baked project kept in {project}")
     finally:
