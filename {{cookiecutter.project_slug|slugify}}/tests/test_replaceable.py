@@ -161,13 +161,13 @@ def test_a_kind_the_database_lacks_is_an_error_naming_both(alembic_config, engin
             getattr(operations(alembic_config, connection), f"create_{kind}")(ReplaceableObject("x", "SELECT 1"))
 
 
-def test_a_schema_qualified_reference_finds_the_object(alembic_config, engine, dialect):
-    if dialect != "postgresql":
-        pytest.skip("schemas in names are PostgreSQL's")
+def test_a_schema_qualified_reference_finds_the_object(alembic_config, engine, dialect, database_url):
+    # The schema the example's objects live in: PostgreSQL's public, MariaDB's database, SQLite's main.
+    schema = {"postgresql": "public", "sqlite": "main"}.get(dialect, database_url.database)
     command.upgrade(alembic_config, "head")
-    new = ReplaceableObject("public.customer_view", "SELECT name, order_count, email, id FROM customer")
+    new = ReplaceableObject(f"{schema}.customer_view", "SELECT name, order_count, email, id FROM customer")
     with engine.begin() as connection:
-        operations(alembic_config, connection).replace_view(new, replaces="28af9800143f.public.customer_view")
+        operations(alembic_config, connection).replace_view(new, replaces=f"28af9800143f.{schema}.customer_view")
         columns = [column["name"] for column in inspect(connection).get_columns("customer_view")]
     assert columns == ["name", "order_count", "email", "id"]
 
