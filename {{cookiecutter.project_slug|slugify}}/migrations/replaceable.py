@@ -363,15 +363,24 @@ def declared_objects(metadata: MetaData) -> list[DeclaredObject]:
     for obj in objects:
         by_name.setdefault(base_name(obj.name), []).append(obj)
     # Names that are plain words are found among the words of the SQL (one small pattern for
-    # all of them); any other name, e.g. with a space, by a pattern of its own.
+    # all of them); any other name (with a space, a $...) by a pattern of its own, longest
+    # first, and taken out of the SQL so that the words inside it are not names too.
     words = re.compile(r"\w+")
-    unusual = [(name, re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")) for name in by_name if not words.fullmatch(name)]
+    unusual = [
+        (name, re.compile(rf"(?<!\w){re.escape(name)}(?!\w)"))
+        for name in sorted(by_name, key=len, reverse=True)
+        if not words.fullmatch(name)
+    ]
     ordered: list[DeclaredObject] = []
     seen: set[int] = set()
 
     def mentions(sql: str) -> set[str]:
-        found = {word for word in words.findall(sql) if word in by_name}
-        return found | {name for name, pattern in unusual if pattern.search(sql)}
+        found = set()
+        for name, pattern in unusual:
+            sql, count = pattern.subn(" ", sql)
+            if count:
+                found.add(name)
+        return found | {word for word in words.findall(sql) if word in by_name}
 
     def visit(obj: DeclaredObject) -> None:
         if id(obj) in seen:

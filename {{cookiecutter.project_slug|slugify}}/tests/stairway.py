@@ -133,14 +133,16 @@ class Migrator:
         parent of the next. From the parent(s) of the first, the steps are these revisions'
         own, as Alembic's walk would find them; the walk itself, which visits every ancestor of
         the target and so grows with the history's length at every step, is left out. From
-        any other version, it is ``upgrade()``: Alembic's walk."""
+        any other version, or when a revision has ``depends_on`` (its dependencies may not be
+        applied yet), it is ``upgrade()``: Alembic's walk."""
         target = revisions[-1].revision
         down = revisions[0].down_revision
         parents = tuple(sorted(filter(None, down if isinstance(down, (tuple, list)) else [down])))
         steps = [MigrationStep.upgrade_from_script(self.script.revision_map, revision) for revision in revisions]
+        independent = not any(revision.dependencies for revision in revisions)
 
         def upgrade_steps(heads, _context):
-            if tuple(sorted(heads)) == parents:
+            if independent and tuple(sorted(heads)) == parents:
                 return steps
             return self.script._upgrade_revs(target, heads)
 

@@ -220,14 +220,17 @@ def test_branches_and_a_merge_point_are_walked_one_revision_at_a_time(project_co
     )
     merge = revision_source("3e2600000001", ("b2a000000001", "b2b000000001"))
     with migrator_on(project_copy, database_url, engine, branch_a, branch_b, merge) as migrator:
-        expected = [revision.revision for revision in revisions_base_to_head(migrator.script)]
+        every = {revision.revision: revision for revision in migrator.script.walk_revisions()}
         walked = []
         for step in stairway(migrator):
             walked.append(step.revision.revision)
             assert step.after_downgrade == step.before, differences(step.before, step.after_downgrade)
             assert step.rows_after_downgrade == step.rows_before
-        assert walked == expected
-        assert {"b2a000000001", "b2b000000001", "3e2600000001"} <= set(walked)
+        assert sorted(walked) == sorted(every)  # each revision once
+        for position, revision in enumerate(walked):  # after its parents
+            parents = every[revision].down_revision or ()
+            parents = parents if isinstance(parents, tuple) else (parents,)
+            assert all(walked.index(parent) < position for parent in parents), (revision, walked)
         assert migrator.current() == ("3e2600000001",)
         assert {"branch_a", "branch_b"} <= set(migrator.snapshot()["tables"])
 
@@ -241,3 +244,25 @@ def test_upgrade_line_from_another_version_is_alembics_upgrade(database_url, eng
         migrator.upgrade_line([revisions[2]])  # from base: revisions 0, 1 and 2 all run
         assert migrator.current() == (revisions[2].revision,)
         assert migrator.row_counts(["customer"]) == {"customer": 0}  # revision 0 made the table
+
+
+def test_upgrade_line_from_a_merge_point_and_with_depends_on(project_copy, database_url, engine):
+    """A line that starts at a merge point (its parents are the heads); a revision whose
+    dependency on another branch is not applied yet gets it applied first, as Alembic does."""
+    table = 'op.create_table("{0}", sa.Column("id", sa.Integer(), primary_key=True))'
+    branch_a = revision_source("b2a000000002", HEAD, table.format("branch_a"))
+    branch_b = revision_source("b2b000000002", HEAD, table.format("branch_b"))
+    merge = revision_source("3e2600000002", ("b2a000000002", "b2b000000002"))
+    other = revision_source("0e2000000002", HEAD, table.format("other_branch"))
+    dependent = revision_source("de2000000002", "3e2600000002", table.format("dependent")).replace(
+        "depends_on = None", 'depends_on = "0e2000000002"'
+    )
+    with migrator_on(project_copy, database_url, engine, branch_a, branch_b, merge, other, dependent) as migrator:
+        migrator.upgrade("b2a000000002")
+        migrator.upgrade("b2b000000002")
+        assert migrator.current() == ("b2a000000002", "b2b000000002")
+        migrator.upgrade_line([migrator.script.get_revision("3e2600000002")])
+        assert migrator.current() == ("3e2600000002",)
+        migrator.upgrade_line([migrator.script.get_revision("de2000000002")])
+        assert migrator.current() == ("de2000000002",)  # Alembic records the dependency in it
+        assert {"other_branch", "dependent"} <= set(migrator.snapshot()["tables"])  # both ran
