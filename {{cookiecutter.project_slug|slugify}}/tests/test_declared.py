@@ -13,9 +13,12 @@ from sqlalchemy import inspect, text
 from migrations.settings import make_engine
 from tests.conftest import alembic_cli, run_in_project
 
-NEW_OBJECTS = {
-    "postgresql": """
+BIG_CUSTOMERS = """
 big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")
+"""
+NEW_OBJECTS = {
+    "postgresql": BIG_CUSTOMERS
+    + """
 customer_counts = MaterializedView("customer_counts", metadata, "SELECT count(*) AS n FROM customer")
 touch_customer = Function(
     "touch_customer()",
@@ -26,16 +29,16 @@ customer_touch = Trigger(
     "customer_touch", metadata, "BEFORE INSERT OR UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION touch_customer()"
 )
 """,
-    "mysql": """
-big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")
+    "mysql": BIG_CUSTOMERS
+    + """
 customer_touch = Trigger(
     "customer_touch",
     metadata,
     "BEFORE INSERT ON customer FOR EACH ROW SET NEW.order_count = coalesce(NEW.order_count, 0)",
 )
 """,
-    "sqlite": """
-big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")
+    "sqlite": BIG_CUSTOMERS
+    + """
 customer_touch = Trigger(
     "customer_touch",
     metadata,
