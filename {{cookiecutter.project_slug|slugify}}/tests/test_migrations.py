@@ -12,8 +12,9 @@ What pytest-alembic's four built-in tests check, and how this suite checks it, m
 And one more: create_db.py builds the same schema as ``upgrade head``, declared views and
 functions included, stamped at head.
 
-Every step runs env.py on one shared connection, with the ScriptDirectory loaded once per
-module (tests/stairway.py), so a history of a hundred revisions takes seconds, not minutes.
+Every step runs through env.py on one shared connection, twenty revisions of a line per run
+of env.py, with the ScriptDirectory loaded once per module (tests/stairway.py), so a
+history of a hundred revisions takes seconds, not minutes.
 tests/test_stairway.py proves that these checks fail when they should.
 """
 
