@@ -18,17 +18,17 @@ data flag, the migration lock, one transaction per run (per migration on MariaDB
   both are equal), upgrade it again. With the data steps on, it starts at the first
   revision that has any (``has_data_steps``): before it, the run is the same as without.
 
-A history that is a line is walked in runs of env.py of ``RUN_LENGTH`` revisions each:
-Alembic applies the steps that a run's ``fn`` yields one by one, so the stairway's own
-generator (``_line_steps``) yields each revision's upgrade and downgrade step (the
-revision's own MigrationStep, without Alembic's walk of the revision map, which visits
-every ancestor) and captures the schema between them, inside the run. A run of env.py
-costs about as much as three steps, so this is most of the speed. A run is still one
-transaction (except on MariaDB, which commits every migration): ``RUN_LENGTH`` keeps it
-short enough for PostgreSQL's lock table. The walk stops at the first revision whose
-downgrade did not restore the schema or the row counts, and the steps so far are yielded
-before any error of a run is raised. A history with branches is walked revision by
-revision instead, three runs of env.py each.
+A line of revisions (each the parent of the next, with no ``depends_on``) is walked in one
+run of env.py: Alembic applies the steps that a run's ``fn`` yields one by one, so the
+stairway's own generator (``_line_steps``) yields each revision's upgrade and downgrade
+step (the revision's own MigrationStep, without Alembic's walk of the revision map, which
+visits every ancestor) and captures the schema between them, inside the run. A run of
+env.py costs about as much as three steps, so this is most of the speed. The run is one
+transaction on SQLite; PostgreSQL commits after each revision (its lock table is
+bounded) and MariaDB after each step. The walk stops at the first revision whose
+downgrade did not restore the schema or the row counts, and the Steps so far are yielded
+before an error of the run is raised. Any other history is walked revision by revision,
+three runs of env.py each, with Alembic's walk.
 
 Comparing schemas is tests/schema.py's ``snapshot()``, which reflects every table: done
 twice per revision, that alone grows with the square of the history's length. On SQLite
@@ -64,7 +64,6 @@ from sqlalchemy import Connection, create_engine, inspect, pool, text
 from tests.schema import VERSION_TABLE, snapshot
 
 COUNTS_PER_QUERY = 400  # scalar subqueries in one SELECT: below every database's column limit
-RUN_LENGTH = 20  # revisions of a line per run of env.py (one transaction on PostgreSQL)
 
 
 def load_script(config: Config) -> ScriptDirectory:
@@ -97,8 +96,8 @@ class Migrator:
     outside a transaction (as ``engine.connect()`` gives it) so that env.py begins and
     commits each run itself, as ``alembic upgrade`` does. ``data`` sets
     ``config.attributes["data"]``: the revisions' data steps run too (-x data=true).
-    On SQLite, ``capture()`` keeps in-memory copies of the database, two in turn: only the
-    last two captures that kept one can be compared against.
+    On SQLite, ``capture()`` keeps a copy of the database (serialized) unless told not to:
+    ``compare()`` reflects it when the catalogs differ.
     """
 
     def __init__(
@@ -290,6 +289,7 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
     for the caller to compare; the database, which must start empty, ends at head. On a
     line, the walk stops at the first Step whose downgrade changed the schema or the rows
     (see the module's docstring), and a run that fails raises after its Steps are yielded.
+    Elsewhere each Step is yielded as soon as it is done.
 
     With the data steps on (``migrator.data``), the stairway starts at the first revision
     that has data steps (see ``has_data_steps``): the revisions before it run exactly as
@@ -311,7 +311,13 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
         reason = "no data steps here or before: the same run as without data steps"
         yield from (Step(revision, undo_target(revision), skipped=reason) for revision in revisions[:start])
     steps = revisions[start:]
+    if not steps:
+        return
+    # A line, from where the database is, whose revisions depend on nothing but their parents:
+    # each revision's own steps are what Alembic's walk would find. Otherwise, walk.
     linear = all(revision.down_revision == parent.revision for parent, revision in pairwise(steps))
+    linear = linear and not any(revision.dependencies for revision in steps)
+    linear = linear and migrator.current() == _parents(steps[0])
     if not linear:  # branches: each revision down and up again on its own (three runs of env.py)
         for revision in steps:
             before = migrator.capture()
@@ -320,66 +326,56 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
             yield finish(migrator, step, before)
             migrator.upgrade(revision.revision)
         return
-    line = _Line(before=migrator.capture())
-    line.rows = migrator.row_counts(line.before.tables)
-    for first in range(0, len(steps), RUN_LENGTH):
-        done: list[Step] = []
-        run = steps[first : first + RUN_LENGTH]
-        last = first + RUN_LENGTH >= len(steps)
-        try:
-            steps_of_run = partial(_line_steps, migrator=migrator, line=line, run=run, done=done, last=last)
-            migrator._run(steps_of_run, run[-1].revision)
-        except BaseException:
-            yield from done  # clean, all of them: a run stops at the first Step that is not
-            raise
-        yield from done
-        if line.stopped:
-            return
+    done: list[Step] = []
+    try:
+        migrator._run(partial(_line_steps, migrator=migrator, line=steps, done=done), steps[-1].revision)
+    except BaseException:
+        yield from done  # every one clean: the walk stops at the first that is not
+        raise
+    yield from done
 
 
-@dataclass
-class _Line:
-    """Where a walk along a line is, from one run of env.py to the next."""
-
-    before: Captured  # the schema before the next revision's upgrade
-    rows: dict[str, int] = field(default_factory=dict)  # and the row counts
-    undone: Script | None = None  # the last revision, downgraded: upgraded again first
-    stopped: bool = False  # a downgrade did not restore the schema or the rows
-
-
-def _line_steps(
-    heads, _context, *, migrator: Migrator, line: _Line, run: list[Script], done: list[Step], last: bool
-) -> Iterator[MigrationStep]:
-    """The MigrationSteps of a run of env.py, for Alembic to apply one after the other; between
-    two of them, inside the run, the schema is captured and the rows counted. Each revision:
-    upgrade (after the revision before it, which the last step downgraded, is upgraded
-    again), capture, downgrade, capture and compare. The last run ends with the last
-    revision upgraded again."""
+def _line_steps(heads, context, *, migrator: Migrator, line: list[Script], done: list[Step]) -> Iterator[MigrationStep]:
+    """The MigrationSteps of the run of env.py that walks a line, for Alembic to apply one
+    after the other; between two of them, inside the run, the schema is captured and the
+    rows counted. Each revision: upgrade (after the revision before it, which the last step
+    downgraded, is upgraded again), capture, downgrade, capture and compare. The walk ends
+    with the last revision upgraded again, or stops at the first faulty downgrade."""
+    if tuple(sorted(heads)) != _parents(line[0]):
+        raise RuntimeError(f"the stairway expected the database at {_parents(line[0])}, found it at {heads}")
     revision_map = migrator.script.revision_map
-    first = line.undone or run[0]
-    expected = first.down_revision if isinstance(first.down_revision, tuple) else (first.down_revision,)
-    if tuple(sorted(heads)) != tuple(sorted(filter(None, expected))):
-        raise RuntimeError(f"the stairway expected the database at {first.down_revision}, found it at {heads}")
-    for revision in run:
-        if line.undone is not None:
-            yield MigrationStep.upgrade_from_script(revision_map, line.undone)
+    # PostgreSQL holds every lock a transaction takes until it ends, in a table of bounded
+    # size: commit after each revision (SQLite has no such table; MariaDB commits each step).
+    commit_each = migrator.connection.dialect.name == "postgresql"
+    before = migrator.capture()
+    rows = migrator.row_counts(before.tables)
+    undone: Script | None = None  # downgraded by the last step: upgraded again first
+    for revision in line:
+        if undone is not None:
+            yield MigrationStep.upgrade_from_script(revision_map, undone)
         yield MigrationStep.upgrade_from_script(revision_map, revision)
-        step = Step(revision, undo_target(revision), rows_before=line.rows)
+        step = Step(revision, undo_target(revision), rows_before=rows)
         at_revision = migrator.capture()
         rows = migrator.row_counts(at_revision.tables)
         yield MigrationStep.downgrade_from_script(revision_map, revision)
-        line.undone = revision
+        undone = revision
         after = migrator.capture(keep_copy=False)
-        step.before, step.after_downgrade = migrator.compare(line.before, after)
+        step.before, step.after_downgrade = migrator.compare(before, after)
         step.rows_after_downgrade = migrator.row_counts(after.tables)
         done.append(step)
-        line.before, line.rows = at_revision, rows
         if step.after_downgrade != step.before or step.rows_after_downgrade != step.rows_before:
-            line.stopped = True
             return
-    if last:
-        yield MigrationStep.upgrade_from_script(revision_map, line.undone)
-        line.undone = None
+        before = at_revision
+        if commit_each:
+            with context.autocommit_block():
+                pass
+    yield MigrationStep.upgrade_from_script(revision_map, undone)
+
+
+def _parents(revision: Script) -> tuple[str, ...]:
+    """The revisions this one's upgrade starts from, sorted (dependencies aside)."""
+    down = revision.down_revision
+    return tuple(sorted(filter(None, down if isinstance(down, (tuple, list)) else [down])))
 
 
 def finish(migrator: Migrator, step: Step, before: Captured) -> Step:
