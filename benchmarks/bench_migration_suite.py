@@ -4,7 +4,8 @@ Bakes the default (SQLite) project into a temporary folder with cookiecutter, re
 example history with a synthetic one of ``--revisions`` revisions (one table and one
 index each, written from the project's own script.py.mako) and its models with matching
 ones, so that models == head holds. Then it times, as the median of ``--runs`` runs of
-pytest in a subprocess (wall time of the whole pytest process, on a SQLite file):
+pytest in a subprocess, the suites taking turns (wall time of the whole pytest process,
+on a SQLite file):
 
 - ours: the baked project's migration suite, tests/test_migrations.py: one head, the
   stairway without and with the data steps, models == head, and create_db.py == upgrade
@@ -182,33 +183,46 @@ class Timing:
         return statistics.median(self.seconds)
 
 
-def time_pytest(label: str, python: str, project: Path, test_file: str, runs: int, plugins: tuple[str, ...]) -> Timing:
-    """Wall time of ``python -m pytest test_file`` in the project, ``runs`` times; every run must pass.
+@dataclass
+class Suite:
+    label: str
+    command: list[str]
+
+
+def pytest_command(python: str, test_file: str, plugins: tuple[str, ...]) -> list[str]:
+    """``python -m pytest test_file``, with only ``plugins`` loaded (see ``time_suites``)."""
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    for plugin in plugins:
+        command += ["-p", plugin]
+    return [*command, test_file]
+
+
+def time_suites(project: Path, suites: list[Suite], runs: int) -> list[Timing]:
+    """Wall time of each suite's pytest process in the project, ``runs`` times, the suites taking
+    turns (this machine's speed drifts from minute to minute: in turns, both see the same
+    drift); every run must pass.
 
     Plugins are not auto-loaded (this interpreter may have the template's own, such as
-    pytest-cookies, which the baked project does not use): only ``plugins`` are, with ``-p``.
+    pytest-cookies, which the baked project does not use): only those given, with ``-p``.
     """
     env = {key: value for key, value in os.environ.items() if key not in ("TEST_DATABASE_URL", "DATABASE_URL")}
     env.pop("PYTHONPATH", None)
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    for plugin in plugins:
-        command += ["-p", plugin]
-    command.append(test_file)
-    seconds, cpu_seconds, outcome = [], [], ""
+    timings = [Timing(suite.label, "", [], []) for suite in suites]
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
-        seconds.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        summary = re.search(r"^=*\s*(\d+ passed.*?) in [\d.]+s", result.stdout, flags=re.MULTILINE)
-        if result.returncode != 0 or summary is None:
-            output = (result.stdout + result.stderr).strip()
-            raise SystemExit(f"{label}: pytest failed (exit {result.returncode}):\n{output[-3000:]}")
-        outcome = summary.group(1)
-    return Timing(label, outcome, seconds, cpu_seconds)
+        for suite, timing in zip(suites, timings, strict=True):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            result = subprocess.run(suite.command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+            timing.seconds.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            timing.cpu_seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            summary = re.search(r"^=*\s*(\d+ passed.*?) in [\d.]+s", result.stdout, flags=re.MULTILINE)
+            if result.returncode != 0 or summary is None:
+                output = (result.stdout + result.stderr).strip()
+                raise SystemExit(f"{suite.label}: pytest failed (exit {result.returncode}):\n{output[-3000:]}")
+            timing.outcome = summary.group(1)
+    return timings
 
 
 def pytest_alembic_problem(python: str) -> tuple[str | None, str | None]:
@@ -257,18 +271,20 @@ def main(argv: list[str] | None = None) -> int:
         load_before = " ".join(f"{load:.2f}" for load in os.getloadavg())
 
         ours = "tests/test_migrations.py"
-        timings = [time_pytest(f"ours: {ours}", sys.executable, project, ours, args.runs, plugins=())]
+        suites = [Suite(f"ours: {ours}", pytest_command(sys.executable, ours, plugins=()))]
         pytest_alembic_python = args.pytest_alembic_python or sys.executable
         problem, version = pytest_alembic_problem(pytest_alembic_python)
         label = f"pytest-alembic {version or '0.13.1'}: 4 built-in tests"
         if problem is None:
             plugins = ("pytest_alembic.plugin",)  # what its entry point would load
-            timings.append(time_pytest(label, pytest_alembic_python, project, PYTEST_ALEMBIC_FILE, args.runs, plugins))
+            suites.append(Suite(label, pytest_command(pytest_alembic_python, PYTEST_ALEMBIC_FILE, plugins)))
+        timings = time_suites(project, suites, args.runs)
 
         history = f"{args.revisions} revisions (one table + one index each{', and data steps' * args.data_steps})"
         print(
             f"Migration test suites on a synthetic history of {history} on a SQLite file: wall time of the "
-            f"whole pytest process, median of {args.runs} runs (load average before: {load_before})"
+            f"whole pytest process, median of {args.runs} runs, the suites taking turns "
+            f"(load average before: {load_before})"
         )
         caching = "off (PYTHONDONTWRITEBYTECODE is set)" if sys.dont_write_bytecode else "on (Python's default)"
         print(f"bytecode caching: {caching}; both suites run the same way")

@@ -10,17 +10,19 @@ What pytest-alembic's four built-in tests check, and how this suite checks it, m
     (-x data=true) from the first revision that has any;
   - models == head: ``alembic check`` after ``upgrade head``, through env.py.
 And one more: create_db.py builds the same schema as ``upgrade head``, declared views and
-functions included, stamped at head.
+functions included, stamped at head. Both compare with the database the stairway left at
+head, when it got there clean (``at_head``).
 
-Every step runs through env.py on one shared connection, twenty revisions of a line per run
-of env.py, with the ScriptDirectory loaded once per module (tests/stairway.py), so a
-history of a hundred revisions takes seconds, not minutes.
+Every step runs through env.py on one shared connection, a line of revisions in one run of
+env.py, with the ScriptDirectory loaded once per module (tests/stairway.py), so a history
+of a hundred revisions takes seconds, not minutes.
 tests/test_stairway.py proves that these checks fail when they should.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from alembic.config import Config
@@ -40,31 +42,59 @@ def script() -> ScriptDirectory:
     return load_script(Config(ALEMBIC_INI))
 
 
+@dataclass
+class Walked:
+    """The stairway's database, module-wide; ``at_head`` once the stairway ended there clean."""
+
+    url: URL
+    at_head: bool = False
+
+
 @pytest.fixture(scope="module")
-def at_head(server: URL, tmp_path_factory: pytest.TempPathFactory, script: ScriptDirectory) -> Iterator[URL]:
-    """A database upgraded from base to head through env.py, once for the module: the models
-    and create_db.py's build are compared with it, and neither changes it."""
-    databases = Databases(server, tmp_path_factory.mktemp("at_head"))
+def databases(server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """Databases that live as long as this module's tests."""
+    databases = Databases(server, tmp_path_factory.mktemp("migrations"))
     try:
-        url = databases.new()
-        engine = make_engine(url)
-        try:
-            with engine.connect() as connection:
-                Migrator(Config(ALEMBIC_INI), connection, script).upgrade("heads")
-        finally:
-            engine.dispose()
-        yield url
+        yield databases
     finally:
         databases.drop_all()
+
+
+@pytest.fixture(scope="module")
+def walked(databases: Databases) -> Walked:
+    return Walked(databases.new())
+
+
+@pytest.fixture(scope="module")
+def at_head(walked: Walked, databases: Databases, script: ScriptDirectory) -> URL:
+    """A database upgraded from base to head through env.py, for the module: the models and
+    create_db.py's build are compared with it, and neither changes it. The stairway's, when
+    it ran before and ended at head with every downgrade clean (each downgrade gave back the
+    schema as it was before its upgrade, so the upgrades after it ended where a straight
+    ``upgrade head`` ends); otherwise one upgraded now."""
+    if walked.at_head:
+        return walked.url
+    url = databases.new()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            Migrator(Config(ALEMBIC_INI), connection, script).upgrade("heads")
+    finally:
+        engine.dispose()
+    return url
+
+
+def sqlite_without_fsync(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # A throwaway database: a commit need not wait for the disk (an fsync is ~7 ms here).
+        connection.connection.driver_connection.execute("PRAGMA synchronous = OFF")
 
 
 @pytest.fixture
 def connection(engine: Engine) -> Iterator[Connection]:
     """One connection for all the steps of a test; each step still commits its own transaction."""
     with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            # A throwaway database: a commit need not wait for the disk (an fsync is ~7 ms here).
-            connection.connection.driver_connection.execute("PRAGMA synchronous = OFF")
+        sqlite_without_fsync(connection)
         yield connection
 
 
@@ -73,25 +103,41 @@ def test_the_history_has_one_head(script: ScriptDirectory):
     assert len(heads) == 1, f"{len(heads)} heads: {', '.join(heads)}; merge them with alembic merge heads"
 
 
-@pytest.mark.parametrize("data", [False, True], ids=["schema", "schema-and-data"])
-def test_each_downgrade_undoes_its_upgrade(
-    alembic_config: Config, connection: Connection, script: ScriptDirectory, data: bool
-):
+def walk_the_stairway(migrator: Migrator, script: ScriptDirectory) -> None:
     revisions = [revision.revision for revision in revisions_base_to_head(script)]
-    if data and not any(has_data_steps(revision) for revision in revisions_base_to_head(script)):
-        pytest.skip("no revision has data steps: with them on, every revision runs as it does without")
     walked = []
-    with Migrator(alembic_config, connection, script, data=data) as migrator:
-        for step in stairway(migrator):
-            walked.append(step.revision.revision)
-            if step.skipped:
-                continue
-            changed = "\n".join(differences(step.before, step.after_downgrade))
-            message = f"downgrading {step} to {step.downgrade_target} changed:\n{changed}"
-            assert step.after_downgrade == step.before, message
-            assert step.rows_after_downgrade == step.rows_before, f"downgrading {step} changed the row counts"
-        assert walked == revisions and revisions
-        assert migrator.current() == tuple(sorted(script.get_heads()))
+    for step in stairway(migrator):
+        walked.append(step.revision.revision)
+        if step.skipped:
+            continue
+        changed = "\n".join(differences(step.before, step.after_downgrade))
+        message = f"downgrading {step} to {step.downgrade_target} changed:\n{changed}"
+        assert step.after_downgrade == step.before, message
+        assert step.rows_after_downgrade == step.rows_before, f"downgrading {step} changed the row counts"
+    assert walked == revisions and revisions
+    assert migrator.current() == tuple(sorted(script.get_heads()))
+
+
+def test_each_downgrade_undoes_its_upgrade(walked: Walked, script: ScriptDirectory):
+    config = Config(ALEMBIC_INI)
+    config.attributes["database_url"] = walked.url
+    engine = make_engine(walked.url)
+    try:
+        with engine.connect() as connection, Migrator(config, connection, script) as migrator:
+            sqlite_without_fsync(connection)
+            walk_the_stairway(migrator, script)
+    finally:
+        engine.dispose()
+    walked.at_head = True
+
+
+def test_each_downgrade_undoes_its_upgrade_with_the_data_steps(
+    alembic_config: Config, connection: Connection, script: ScriptDirectory
+):
+    if not any(has_data_steps(revision) for revision in revisions_base_to_head(script)):
+        pytest.skip("no revision has data steps: with them on, every revision runs as it does without")
+    with Migrator(alembic_config, connection, script, data=True) as migrator:
+        walk_the_stairway(migrator, script)
 
 
 def test_the_models_match_the_schema_at_head(at_head: URL, script: ScriptDirectory):
