@@ -72,8 +72,8 @@ def migrator_on(project: Path, database_url: URL, engine: Engine, *revisions: st
         (project / "migrations" / "versions" / f"probe_{number}.py").write_text(source)
     config = Config(project / "alembic.ini")
     config.attributes["database_url"] = database_url
-    with engine.connect() as connection, Migrator(config, connection, data=data) as migrator:
-        yield migrator
+    with engine.connect() as connection:
+        yield Migrator(config, connection, data=data)
 
 
 def walk_until(migrator: Migrator, revision: str) -> Iterator[Step]:
@@ -299,7 +299,8 @@ def test_the_data_stairway_starts_mid_history(project_copy, database_url, engine
 def test_the_stairway_starts_from_an_empty_database(database_url, engine):
     config = Config(ALEMBIC_INI)
     config.attributes["database_url"] = database_url
-    with engine.connect() as connection, Migrator(config, connection) as migrator:
+    with engine.connect() as connection:
+        migrator = Migrator(config, connection)
         migrator.upgrade("heads")
         with pytest.raises(ValueError, match=f"starts from an empty database; this one is at {HEAD}"):
             next(stairway(migrator))
