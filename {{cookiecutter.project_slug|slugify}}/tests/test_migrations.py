@@ -33,7 +33,7 @@ from create_db import create_db
 from migrations.replaceable import base_name, declared_objects
 from migrations.settings import make_engine, target_metadata
 from tests.conftest import ALEMBIC_INI, Databases
-from tests.schema import VERSION_TABLE, snapshot
+from tests.schema import VERSION_TABLE, compared, existing_objects
 from tests.stairway import Migrator, differences, has_data_steps, load_script, revisions_base_to_head, stairway
 
 
@@ -157,11 +157,12 @@ def test_create_db_builds_what_upgrade_head_builds(new_database, at_head: URL, s
     built_engine, migrated_engine = make_engine(built), make_engine(at_head)
     try:
         with built_engine.connect() as a, migrated_engine.connect() as b:
-            built_schema, migrated_schema = snapshot(a), snapshot(b)
+            migrated_schema, built_schema = compared(b, a)
             assert built_schema == migrated_schema, "\n".join(differences(migrated_schema, built_schema))
+            built_objects = existing_objects(a)
             for obj in declared:  # the declared views, functions... were built and compared too
                 key = f"{obj.kind.label} {base_name(obj.name)}"  # then "(arguments)" or " ON table" on some
-                found = [k for k in built_schema["objects"] if k == key or k.startswith((f"{key}(", f"{key} ON "))]
+                found = [k for k in built_objects if k == key or k.startswith((f"{key}(", f"{key} ON "))]
                 assert found, f"{key} is not in the database create_db.py built"
             for connection in (a, b):
                 versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()

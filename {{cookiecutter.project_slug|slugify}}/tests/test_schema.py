@@ -1,0 +1,91 @@
+"""tests/schema.py: SQLite's schema rebuilt from its catalog reflects the same, and
+``compared()`` tells two schemas apart, on every database."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.config import Config
+from sqlalchemy import Connection, text
+
+from migrations.settings import make_engine
+from tests.conftest import ALEMBIC_INI
+from tests.schema import compared, replayable, snapshot, snapshot_of_catalog, sqlite_catalog
+from tests.stairway import Migrator, differences
+
+# More kinds of SQLite object than the example history has, in an order that is not the
+# order of kinds: a view on a view made before it, a trigger on a view.
+SQLITE_EXTRAS = (
+    "CREATE VIEW name_lengths AS SELECT name, length FROM named_lengths",
+    "CREATE VIEW named_lengths AS SELECT name, length(name) AS length FROM counted",
+    "CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    " parent_id INTEGER REFERENCES counted (id), amount NUMERIC CHECK (amount >= 0))",
+    "CREATE INDEX ix_counted_lower_name ON counted (lower(name))",
+    "CREATE UNIQUE INDEX ix_counted_positive ON counted (amount) WHERE amount > 0",
+    "CREATE TRIGGER counted_lengths INSTEAD OF INSERT ON name_lengths BEGIN"
+    " INSERT INTO counted (name) VALUES (NEW.name); END",
+    "CREATE TRIGGER counted_touch AFTER UPDATE ON counted BEGIN SELECT 1; END",
+)
+
+
+def upgraded(connection: Connection, database_url) -> None:
+    config = Config(ALEMBIC_INI)
+    config.attributes["database_url"] = database_url
+    Migrator(config, connection).upgrade("heads")
+
+
+def test_a_sqlite_schema_rebuilt_from_its_catalog_reflects_the_same(database_url, engine, dialect):
+    if dialect != "sqlite":
+        pytest.skip("sqlite_master is SQLite's")
+    with engine.connect() as connection:
+        upgraded(connection, database_url)
+        with connection.begin():
+            for statement in SQLITE_EXTRAS:
+                connection.exec_driver_sql(statement)
+            connection.exec_driver_sql("INSERT INTO counted (name) VALUES ('a row: sqlite_sequence has one too')")
+        catalog = sqlite_catalog(connection)
+        original = snapshot(connection)
+    assert replayable(catalog)
+    assert snapshot_of_catalog(catalog) == original, differences(original, snapshot_of_catalog(catalog))
+    # what it compared: every kind of object (a rebuild that left one out would differ)
+    assert {"name_lengths", "named_lengths"} <= set(original["views"])
+    assert {"trigger counted_lengths", "trigger counted_touch"} <= set(original["objects"])
+    indexes = {index[0] for index in original["tables"]["counted"]["indexes"]}
+    assert {"ix_counted_lower_name", "ix_counted_positive"} <= indexes
+    assert original["tables"]["counted"]["checks"] and original["tables"]["counted"]["foreign_keys"]
+
+
+def test_a_virtual_table_is_not_rebuilt_from_the_catalog(database_url, engine, dialect):
+    if dialect != "sqlite":
+        pytest.skip("virtual tables are SQLite's")
+    with engine.connect() as connection:
+        with connection.begin():
+            if "fts5" not in connection.exec_driver_sql("SELECT name FROM pragma_module_list").scalars().all():
+                pytest.skip("this SQLite library was built without FTS5")
+            connection.exec_driver_sql("CREATE VIRTUAL TABLE searched USING fts5(body)")
+        assert not replayable(sqlite_catalog(connection))
+
+
+def test_compared_finds_equal_schemas_equal_and_different_ones_different(new_database):
+    """Two databases upgraded to head are equal. Once one has another index, they differ,
+    and ``differences()`` names it. On SQLite, the equal pair is told equal by their
+    ``sqlite_master`` rows alone."""
+    urls = [new_database(), new_database()]
+    engines = [make_engine(url) for url in urls]
+    try:
+        with engines[0].connect() as a, engines[1].connect() as b:
+            for connection, url in ((a, urls[0]), (b, urls[1])):
+                upgraded(connection, url)
+            first, second = compared(a, b)
+            assert first == second, differences(first, second)
+            if a.dialect.name == "sqlite":
+                assert isinstance(first, tuple)  # the catalog rows, no reflection
+            a.rollback(), b.rollback()  # what reflecting began
+            with b.begin():
+                b.execute(text("CREATE INDEX ix_customer_name_compared ON customer (name)"))
+            first, second = compared(a, b)
+            assert first != second
+            changed = differences(first, second)
+            assert any("ix_customer_name_compared" in line for line in changed), changed
+    finally:
+        for engine in engines:
+            engine.dispose()
