@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import warnings
 from typing import Any
 
@@ -11,6 +13,12 @@ from sqlalchemy.exc import SAWarning
 from migrations.declared import READERS
 
 VERSION_TABLE = "alembic_version"
+# CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...): group 1 UNIQUE, group 2 from "(" on.
+_NAME = r'(?:"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s(]+)'
+INDEX_DEFINITION = re.compile(
+    rf"CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+ON\s+{_NAME}\s*(\(.*)\Z",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def snapshot(connection: Connection) -> dict[str, Any]:
@@ -41,10 +49,7 @@ def snapshot(connection: Connection) -> dict[str, Any]:
                 (fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
                 for fk in reflected["foreign_keys"][table]
             ),
-            "indexes": sorted(
-                (index["name"], tuple(index["column_names"]), bool(index["unique"]))
-                for index in reflected["indexes"][table]
-            ),
+            "indexes": sorted(index_picture(index) for index in reflected["indexes"][table]),
             "unique": sorted((unique["name"], tuple(unique["column_names"])) for unique in reflected["unique"][table]),
             "checks": sorted((check["name"], check["sqltext"]) for check in reflected["checks"][table]),
         }
@@ -54,6 +59,15 @@ def snapshot(connection: Connection) -> dict[str, Any]:
     if connection.dialect.name == "postgresql":  # a downgrade that drops a table keeps its enum types
         picture["enums"] = sorted((enum["name"], tuple(enum["labels"])) for enum in inspector.get_enums())
     return picture
+
+
+def index_picture(index: dict[str, Any]) -> tuple[Any, ...]:
+    """An index as reflected: name, columns (or expressions), unique, and what the database
+    says of their order and of the rest (a partial index's WHERE, its method...)."""
+    columns = index.get("expressions") or index["column_names"]  # PostgreSQL names expressions
+    sorting = sorted((column, tuple(order)) for column, order in (index.get("column_sorting") or {}).items())
+    options = sorted((option, str(value)) for option, value in (index.get("dialect_options") or {}).items())
+    return index["name"], tuple(columns), bool(index["unique"]), tuple(sorting), tuple(options)
 
 
 def reflect(inspector: Inspector, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -74,19 +88,31 @@ def reflect(inspector: Inspector, names: list[str]) -> dict[str, dict[str, Any]]
 
 
 def sqlite_expression_indexes(connection: Connection, reflected: dict[str, list]) -> dict[str, list[dict[str, Any]]]:
-    """The indexes on expressions of SQLite tables, which SQLAlchemy does not reflect (it warns
-    and leaves them out), by name, so that one a downgrade leaves behind is seen. Their
-    columns are given as "(expression)": how SQLite keeps them is its own SQL text, which
-    two equal indexes need not share."""
+    """By table, the SQLite indexes that SQLAlchemy leaves out (with a warning): those on an
+    expression, or on columns and expressions. So that one a downgrade leaves behind or
+    changes is seen, each is given with its definition as its one "column": the SQL after
+    the table's name (the expressions, and a partial index's WHERE), with case, quotes and
+    spaces folded, so that two ways of writing the same index compare equal."""
     found: dict[str, list[dict[str, Any]]] = {}
     rows = connection.exec_driver_sql(
         "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
     )
     for name, table, sql in rows:
         if table in reflected and all(index["name"] != name for index in reflected[table]):
-            unique = sql.upper().startswith("CREATE UNIQUE")
-            found.setdefault(table, []).append({"name": name, "column_names": ["(expression)"], "unique": unique})
+            definition = INDEX_DEFINITION.match(sql)
+            folded = fold(definition.group(2) if definition else sql)
+            unique = bool(definition and definition.group(1))
+            found.setdefault(table, []).append({"name": name, "column_names": [folded], "unique": unique})
     return found
+
+
+def fold(sql: str) -> str:
+    """SQL with case, identifier quotes and spaces folded, outside its string literals."""
+    parts = re.split(r"('(?:[^']|'')*')", sql)
+    for i in range(0, len(parts), 2):  # the even parts are outside the literals
+        part = re.sub(r"\s+", " ", re.sub(r'["`\[\]]', "", parts[i]).lower())
+        parts[i] = re.sub(r" ?([(,]) ?| (\))", r"\1\2", part)  # none around "(" and ",", before ")"
+    return "".join(parts).strip()
 
 
 def existing_objects(connection: Connection) -> dict[str, str]:
@@ -124,20 +150,41 @@ def replayable(catalog: tuple[tuple[Any, ...], ...]) -> bool:
 def snapshot_of_catalog(catalog: tuple[tuple[Any, ...], ...]) -> dict[str, Any]:
     """``snapshot()`` of a SQLite database whose ``sqlite_catalog()`` this was: its CREATE
     statements run again in an empty in-memory database, tables first, then indexes, views
-    and triggers. SQLite reads a schema from that text alone, so this is the snapshot the
-    database itself had. What SQLite makes itself (``sqlite_autoindex_*``, which has no
+    and triggers. SQLite reads a schema from that text, so this is the snapshot the database
+    itself had. A collation or function that the text names and that the database's
+    connection had registered (SQLite checks that they exist) gets a stand-in, which
+    reflection never calls. What SQLite makes itself (``sqlite_autoindex_*``, which has no
     SQL, ``sqlite_sequence``) comes back with the tables. See ``replayable()``."""
     engine = create_engine("sqlite://", poolclass=pool.StaticPool)
     try:
         with engine.connect() as connection:
             driver = connection.connection.driver_connection
+            stand_ins: set[str] = set()
             for kind in ("table", "index", "view", "trigger"):
                 for row_kind, name, _, sql in catalog:
                     if row_kind == kind and sql is not None and not name.startswith("sqlite_"):
-                        driver.execute(sql)
+                        _replay(driver, sql, stand_ins)
             return snapshot(connection)
     finally:
         engine.dispose()
+
+
+def _replay(driver: Any, sql: str, stand_ins: set[str]) -> None:
+    """Run one CREATE statement, giving it the collations and functions it lacks."""
+    while True:
+        try:
+            driver.execute(sql)
+            return
+        except sqlite3.OperationalError as error:
+            missing = re.fullmatch(r"no such (collation sequence|function): (.+)", str(error))
+            if missing is None or missing.group(0) in stand_ins:
+                raise RuntimeError(f"cannot rebuild this schema from sqlite_master ({error}): {sql}") from error
+            stand_ins.add(missing.group(0))
+            kind, name = missing.groups()
+            if kind == "function":
+                driver.create_function(name, -1, lambda *_: None, deterministic=True)
+            else:
+                driver.create_collation(name, lambda a, b: (a > b) - (a < b))
 
 
 def compared(a: Connection, b: Connection) -> tuple[Any, Any]:

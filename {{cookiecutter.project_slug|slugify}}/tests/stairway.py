@@ -37,7 +37,7 @@ and after (the usual case) the snapshots are equal and none is taken; when they 
 (a batch rebuild reformats a CREATE TABLE, or a downgrade left something behind) both
 states are reflected by ``snapshot()``: the live database, and the schema as it was
 before the upgrade, rebuilt from its ``sqlite_master`` rows in an in-memory database
-(tests/schema.py's ``snapshot_of_catalog()``: SQLite reads a schema from that text alone).
+(tests/schema.py's ``snapshot_of_catalog()``: SQLite reads a schema from that text).
 A schema with a virtual table is not rebuilt: its captures keep a serialized copy of the
 database (``sqlite3.Connection.serialize()``, Python 3.11+, which sees the run's own
 uncommitted changes), or else a snapshot. Other databases are reflected by ``snapshot()``

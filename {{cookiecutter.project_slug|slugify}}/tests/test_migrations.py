@@ -110,9 +110,12 @@ def walk_the_stairway(migrator: Migrator, script: ScriptDirectory) -> None:
         if step.skipped:
             continue
         changed = "\n".join(differences(step.before, step.after_downgrade))
-        message = f"downgrading {step} to {step.downgrade_target} changed:\n{changed}"
+        # what the upgrade and the downgrade did together (an upgrade can lose something too)
+        message = f"upgrading {step} and downgrading it to {step.downgrade_target} changed:\n{changed}"
         assert step.after_downgrade == step.before, message
-        assert step.rows_after_downgrade == step.rows_before, f"downgrading {step} changed the row counts"
+        assert step.rows_after_downgrade == step.rows_before, (
+            f"upgrading {step} and downgrading it changed the row counts"
+        )
     assert walked == revisions and revisions
     assert migrator.current() == tuple(sorted(script.get_heads()))
 

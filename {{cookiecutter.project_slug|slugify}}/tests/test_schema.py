@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 from migrations.settings import make_engine
 from tests.conftest import ALEMBIC_INI
@@ -79,13 +79,62 @@ def test_compared_finds_equal_schemas_equal_and_different_ones_different(new_dat
             assert first == second, differences(first, second)
             if a.dialect.name == "sqlite":
                 assert isinstance(first, tuple)  # the catalog rows, no reflection
-            a.rollback(), b.rollback()  # what reflecting began
+            a.rollback(), b.rollback()  # what reflecting began (PostgreSQL, MariaDB)
             with b.begin():
                 b.execute(text("CREATE INDEX ix_customer_name_compared ON customer (name)"))
             first, second = compared(a, b)
             assert first != second
             changed = differences(first, second)
             assert any("ix_customer_name_compared" in line for line in changed), changed
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def reversed_order(a: str, b: str) -> int:
+    return (a < b) - (a > b)
+
+
+def test_a_schema_using_the_connection_s_own_collation_and_function_is_rebuilt(database_url, engine, dialect):
+    """SQLite checks that a collation or function named in a CREATE statement exists; the
+    rebuild gives it a stand-in for those the database's connection registered."""
+    if dialect != "sqlite":
+        pytest.skip("sqlite_master is SQLite's")
+
+    @event.listens_for(engine, "connect")
+    def register(dbapi_connection, _record):
+        dbapi_connection.create_collation("reversed", reversed_order)
+        dbapi_connection.create_function("initials", 1, lambda name: name[:1], deterministic=True)
+
+    with engine.connect() as connection:
+        with connection.begin():
+            connection.exec_driver_sql(
+                "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT COLLATE reversed,"
+                " initial TEXT GENERATED ALWAYS AS (initials(name)), CHECK (initials(name) <> 'x'))"
+            )
+            connection.exec_driver_sql("CREATE INDEX ix_people_initials ON people (initials(name))")
+            connection.exec_driver_sql("CREATE INDEX ix_people_name ON people (name COLLATE reversed)")
+        catalog = sqlite_catalog(connection)
+        original = snapshot(connection)
+    assert snapshot_of_catalog(catalog) == original, differences(original, snapshot_of_catalog(catalog))
+    assert "ix_people_initials" in {index[0] for index in original["tables"]["people"]["indexes"]}
+
+
+def test_an_index_on_another_expression_is_another_index(new_database):
+    """Same name, same table, another expression: the two schemas differ."""
+    urls = [new_database(), new_database()]
+    engines = [make_engine(url) for url in urls]
+    try:
+        with engines[0].connect() as a, engines[1].connect() as b:
+            if a.dialect.name == "mysql" and a.dialect.is_mariadb:
+                pytest.skip("MariaDB has no indexes on expressions")
+            for connection, url, function in ((a, urls[0], "lower"), (b, urls[1], "upper")):
+                upgraded(connection, url)
+                with connection.begin():
+                    connection.execute(text(f"CREATE INDEX ix_customer_name_fn ON customer ({function}(name))"))
+            first, second = compared(a, b)
+            changed = differences(first, second)
+            assert first != second and any("ix_customer_name_fn" in line for line in changed), changed
     finally:
         for engine in engines:
             engine.dispose()
