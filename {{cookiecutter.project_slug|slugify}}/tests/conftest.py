@@ -10,21 +10,34 @@ skips the tests that need it, with the reason, except under ``CI=true``: there i
 from __future__ import annotations
 
 import gc
+import sys
+from pathlib import Path
 
-# What exists when this file is imported (pytest, mostly) lives as long as the run: frozen
-# now, it is left out of the garbage collections that Alembic's and SQLAlchemy's imports
-# below set off (see pytest_collection). Anywhere else (a script importing a test helper) it
-# is only left out of collections. (Hence E402 for this file in pyproject.toml.)
-if hasattr(gc, "freeze"):  # CPython
+
+def started_as_pytest() -> bool:
+    """Whether this process was started as ``pytest`` or ``python -m pytest``."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:
+        return spec.name in ("pytest", "pytest.__main__")
+    return Path(getattr(main, "__file__", None) or "").stem in ("pytest", "py.test")
+
+
+# gc.freeze() is for the pytest command only, a process that ends with the run (a program
+# that calls pytest.main() or imports a test helper goes on: nothing of it is frozen). What
+# exists when this file is imported (pytest, mostly) lives as long as the run: frozen now,
+# it is left out of the garbage collections that the imports below set off (Alembic,
+# SQLAlchemy), and of every later one. See pytest_collection. (Hence E402 in pyproject.toml.)
+FREEZE = hasattr(gc, "freeze") and started_as_pytest()  # CPython has gc.freeze()
+if FREEZE:
     gc.freeze()
+GC_ENABLED_AT_START = gc.isenabled()
 
 import os
 import shutil
 import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 from alembic.config import Config
@@ -40,10 +53,10 @@ ALEMBIC_INI = PROJECT / "alembic.ini"
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection(session: pytest.Session) -> Iterator[None]:
-    """The tests are collected with the garbage collector off, and what has been made by then
-    is ``gc.freeze()``-d; the collector is on again afterwards (if it was before), however
-    collection ends.
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """The tests are collected with the garbage collector off, then (under the pytest
+    command) what has been made by then is ``gc.freeze()``-d; the collector is on again
+    afterwards if it was before, however collection ends.
 
     What is imported by then (Alembic, SQLAlchemy, the test modules) lives as long as the
     test run. Frozen, it is left out of every later garbage collection, which otherwise
@@ -61,32 +74,22 @@ def pytest_collection(session: pytest.Session) -> Iterator[None]:
     try:
         return (yield)
     finally:
-        if hasattr(gc, "freeze"):
+        if FREEZE:
             gc.freeze()
         if enabled:
             gc.enable()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """At the very end: when this process is the pytest command, it is about to exit, and the
+    """At the very end of the pytest command, the process is about to exit, and the
     interpreter's last garbage collection would walk every object still alive, none of it
-    garbage (pytest has just collected): frozen too, the exit takes 0.03 s instead of 0.4 s on
-    that benchmark. A process that goes on (pytest.main() called from a program) gets it all
-    unfrozen instead, to be collected as usual."""
+    garbage (pytest has just collected): frozen too, the exit takes 0.03 s instead of 0.4 s
+    on that benchmark."""
     # pytest calls this before its own plugins' pytest_configure (the later a plugin, the
     # sooner), so this cleanup is registered first and runs last: after pytest's final
     # garbage collection (unraisableexception's).
-    if hasattr(gc, "freeze"):
-        config.add_cleanup(gc.freeze if started_as_pytest() else gc.unfreeze)
-
-
-def started_as_pytest() -> bool:
-    """Whether this process was started as ``pytest`` or ``python -m pytest``."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None:
-        return spec.name in ("pytest", "pytest.__main__")
-    return Path(getattr(main, "__file__", None) or "").stem in ("pytest", "py.test")
+    if FREEZE:
+        config.add_cleanup(gc.freeze)
 
 
 @pytest.fixture(scope="session")

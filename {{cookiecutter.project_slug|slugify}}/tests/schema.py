@@ -13,10 +13,10 @@ from sqlalchemy.exc import SAWarning
 from migrations.declared import READERS
 
 VERSION_TABLE = "alembic_version"
-# CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...): group 1 UNIQUE, group 2 from "(" on.
+# CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...): the group is from "(" on.
 _NAME = r'(?:"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s(]+)'
 INDEX_DEFINITION = re.compile(
-    rf"CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+ON\s+{_NAME}\s*(\(.*)\Z",
+    rf"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s*ON\s*{_NAME}\s*(\(.*)\Z",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -28,12 +28,12 @@ def snapshot(connection: Connection) -> dict[str, Any]:
     sequences where the database has them, and PostgreSQL's enum types."""
     inspector = inspect(connection)
     names = sorted(set(inspector.get_table_names()) - {VERSION_TABLE})
-    with warnings.catch_warnings():  # SQLite's indexes on expressions: see sqlite_expression_indexes()
+    sqlite = connection.dialect.name == "sqlite"
+    with warnings.catch_warnings():  # SQLite's indexes on expressions, which SQLAlchemy skips
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index", SAWarning)
-        reflected = reflect(inspector, names)
-    if connection.dialect.name == "sqlite":
-        for table, indexes in sqlite_expression_indexes(connection, reflected["indexes"]).items():
-            reflected["indexes"][table] = [*reflected["indexes"][table], *indexes]
+        reflected = reflect(inspector, names, indexes=not sqlite)
+    if sqlite:  # SQLAlchemy reflects too little of them: see sqlite_indexes()
+        reflected["indexes"] = sqlite_indexes(connection, names)
     unreflected = [table for table in names if table not in reflected["columns"]]
     if unreflected:  # get_multi_* leaves out a table it cannot reflect; say which
         raise AssertionError(f"tables that could not be reflected: {', '.join(unreflected)}")
@@ -65,53 +65,74 @@ def index_picture(index: dict[str, Any]) -> tuple[Any, ...]:
     """An index as reflected: name, columns (or expressions), unique, and what the database
     says of their order and of the rest (a partial index's WHERE, its method...)."""
     columns = index.get("expressions") or index["column_names"]  # PostgreSQL names expressions
-    sorting = sorted((column, tuple(order)) for column, order in (index.get("column_sorting") or {}).items())
-    options = sorted((option, str(value)) for option, value in (index.get("dialect_options") or {}).items())
-    return index["name"], tuple(columns), bool(index["unique"]), tuple(sorting), tuple(options)
+    return (
+        index["name"],
+        tuple(columns),
+        bool(index["unique"]),
+        canonical(index.get("column_sorting") or {}),
+        canonical(index.get("dialect_options") or {}),
+    )
 
 
-def reflect(inspector: Inspector, names: list[str]) -> dict[str, dict[str, Any]]:
+def canonical(value: Any) -> Any:
+    """A reflected value in a form that compares equal when it means the same: a dict's
+    items sorted, every leaf as text."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(key), canonical(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(canonical(item) for item in value)
+    return str(value)
+
+
+def reflect(inspector: Inspector, names: list[str], indexes: bool = True) -> dict[str, dict[str, Any]]:
     """What SQLAlchemy reflects of these tables, by kind of thing, then by table."""
+    methods = {
+        "columns": inspector.get_multi_columns,
+        "primary_key": inspector.get_multi_pk_constraint,
+        "foreign_keys": inspector.get_multi_foreign_keys,
+        "indexes": inspector.get_multi_indexes,
+        "unique": inspector.get_multi_unique_constraints,
+        "checks": inspector.get_multi_check_constraints,
+    }
+    if not indexes:
+        del methods["indexes"]
     # All the tables at once: one query per kind of thing on PostgreSQL; SQLite and MariaDB
     # reflect table by table either way.
     return {
         part: {table: found for (_, table), found in method(filter_names=names).items()} if names else {}
-        for part, method in (
-            ("columns", inspector.get_multi_columns),
-            ("primary_key", inspector.get_multi_pk_constraint),
-            ("foreign_keys", inspector.get_multi_foreign_keys),
-            ("indexes", inspector.get_multi_indexes),
-            ("unique", inspector.get_multi_unique_constraints),
-            ("checks", inspector.get_multi_check_constraints),
-        )
+        for part, method in methods.items()
     }
 
 
-def sqlite_expression_indexes(connection: Connection, reflected: dict[str, list]) -> dict[str, list[dict[str, Any]]]:
-    """By table, the SQLite indexes that SQLAlchemy leaves out (with a warning): those on an
-    expression, or on columns and expressions. So that one a downgrade leaves behind or
-    changes is seen, each is given with its definition as its one "column": the SQL after
-    the table's name (the expressions, and a partial index's WHERE), with case, quotes and
-    spaces folded, so that two ways of writing the same index compare equal."""
-    found: dict[str, list[dict[str, Any]]] = {}
+def sqlite_indexes(connection: Connection, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """By table, SQLite's indexes (those made by CREATE INDEX; UNIQUE constraints are
+    reflected as such), read from ``sqlite_master``. SQLAlchemy leaves out an index on an
+    expression and does not reflect the order or collation of its columns; so each is given
+    with its definition as its one "column": the SQL after the table's name, folded (see
+    ``fold()``), so that two ways of writing the same index mostly compare equal."""
+    found: dict[str, list[dict[str, Any]]] = {table: [] for table in names}
     rows = connection.exec_driver_sql(
-        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        'SELECT m.name, m.tbl_name, m.sql, i."unique" FROM sqlite_master AS m'
+        " JOIN pragma_index_list(m.tbl_name) AS i ON i.name = m.name"
+        " WHERE m.type = 'index' AND m.sql IS NOT NULL"
     )
-    for name, table, sql in rows:
-        if table in reflected and all(index["name"] != name for index in reflected[table]):
+    for name, table, sql, unique in rows:
+        if table in found:
             definition = INDEX_DEFINITION.match(sql)
-            folded = fold(definition.group(2) if definition else sql)
-            unique = bool(definition and definition.group(1))
-            found.setdefault(table, []).append({"name": name, "column_names": [folded], "unique": unique})
+            folded = fold(definition[1] if definition else sql)
+            found[table].append({"name": name, "column_names": [folded], "unique": unique})
     return found
 
 
 def fold(sql: str) -> str:
-    """SQL with case, identifier quotes and spaces folded, outside its string literals."""
+    """SQL with its case, identifier quotes, comments and spaces folded (none next to
+    punctuation, one between words), outside its string literals."""
     parts = re.split(r"('(?:[^']|'')*')", sql)
     for i in range(0, len(parts), 2):  # the even parts are outside the literals
-        part = re.sub(r"\s+", " ", re.sub(r'["`\[\]]', "", parts[i]).lower())
-        parts[i] = re.sub(r" ?([(,]) ?| (\))", r"\1\2", part)  # none around "(" and ",", before ")"
+        part = re.sub(r"--[^\n]*|/\*.*?\*/", " ", parts[i], flags=re.DOTALL)
+        part = re.sub(r'["`\[\]]', "", part).lower()
+        part = re.sub(r"\s*([^\w\s])\s*", r"\1", part)
+        parts[i] = re.sub(r"\s+", " ", part)
     return "".join(parts).strip()
 
 
@@ -176,7 +197,7 @@ def _replay(driver: Any, sql: str, stand_ins: set[str]) -> None:
             driver.execute(sql)
             return
         except sqlite3.OperationalError as error:
-            missing = re.fullmatch(r"no such (collation sequence|function): (.+)", str(error))
+            missing = re.fullmatch(r"no such (collation sequence|function): (.+)", str(error), re.DOTALL)
             if missing is None or missing.group(0) in stand_ins:
                 raise RuntimeError(f"cannot rebuild this schema from sqlite_master ({error}): {sql}") from error
             stand_ins.add(missing.group(0))
