@@ -63,6 +63,12 @@ def make_engine(url: URL | str) -> Engine:
     except (ArgumentError, NoSuchModuleError) as error:
         safe = make_url(url).render_as_string(hide_password=True)
         raise CommandError(f"Cannot use database URL {safe}: {error}") from None
+    except ImportError as error:  # the dialect is known, its driver (DBAPI) is not installed
+        safe = make_url(url).render_as_string(hide_password=True)
+        raise CommandError(
+            f"Cannot use database URL {safe}: its driver is not installed ({error}); "
+            "install the package that provides it"
+        ) from None
     if engine.dialect.name == "sqlite":
         # SQLAlchemy's recipe for pysqlite: turn off the driver's own transaction handling
         # and emit BEGIN ourselves, so DDL is transactional and one commit means one fsync.
