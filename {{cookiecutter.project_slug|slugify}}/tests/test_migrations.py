@@ -155,6 +155,7 @@ def test_the_models_match_the_schema_at_head(at_head: URL, script: ScriptDirecto
 def test_create_db_builds_what_upgrade_head_builds(new_database, at_head: URL, script: ScriptDirectory):
     built = new_database()
     config = Config(ALEMBIC_INI)
+    config.attributes["configure_logger"] = False  # leave pytest's logging alone
     create_db(config, built)
     declared = declared_objects(target_metadata(config))
     built_engine, migrated_engine = make_engine(built), make_engine(at_head)
