@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Inspector, create_engine, inspect, pool
@@ -176,16 +178,30 @@ def snapshot_of_catalog(catalog: tuple[tuple[Any, ...], ...]) -> dict[str, Any]:
     connection had registered (SQLite checks that they exist) gets a stand-in, which
     reflection never calls. What SQLite makes itself (``sqlite_autoindex_*``, which has no
     SQL, ``sqlite_sequence``) comes back with the tables. See ``replayable()``."""
+    with in_memory_sqlite() as connection:
+        driver = connection.connection.driver_connection
+        stand_ins: set[str] = set()
+        for kind in ("table", "index", "view", "trigger"):
+            for row_kind, name, _, sql in catalog:
+                if row_kind == kind and sql is not None and not name.startswith("sqlite_"):
+                    _replay(driver, sql, stand_ins)
+        return snapshot(connection)
+
+
+def snapshot_of_copy(copy: bytes) -> dict[str, Any]:
+    """``snapshot()`` of a SQLite database serialized (``sqlite3.Connection.serialize()``)."""
+    with in_memory_sqlite() as connection:
+        connection.connection.driver_connection.deserialize(copy)
+        return snapshot(connection)
+
+
+@contextmanager
+def in_memory_sqlite() -> Iterator[Connection]:
+    """A connection to a new, empty in-memory SQLite database, gone afterwards."""
     engine = create_engine("sqlite://", poolclass=pool.StaticPool)
     try:
         with engine.connect() as connection:
-            driver = connection.connection.driver_connection
-            stand_ins: set[str] = set()
-            for kind in ("table", "index", "view", "trigger"):
-                for row_kind, name, _, sql in catalog:
-                    if row_kind == kind and sql is not None and not name.startswith("sqlite_"):
-                        _replay(driver, sql, stand_ins)
-            return snapshot(connection)
+            yield connection
     finally:
         engine.dispose()
 

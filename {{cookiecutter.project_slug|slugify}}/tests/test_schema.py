@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
@@ -31,6 +33,21 @@ def upgraded(connection: Connection, database_url) -> None:
     config = Config(ALEMBIC_INI)
     config.attributes["database_url"] = database_url
     Migrator(config, connection).upgrade("heads")
+
+
+@pytest.fixture
+def two_at_head(new_database) -> Iterator[tuple[Connection, Connection]]:
+    """Connections to two new databases, each upgraded to head."""
+    urls = [new_database(), new_database()]
+    engines = [make_engine(url) for url in urls]
+    try:
+        with engines[0].connect() as a, engines[1].connect() as b:
+            for connection, url in ((a, urls[0]), (b, urls[1])):
+                upgraded(connection, url)
+            yield a, b
+    finally:
+        for engine in engines:
+            engine.dispose()
 
 
 def test_a_sqlite_schema_rebuilt_from_its_catalog_reflects_the_same(database_url, engine, dialect):
@@ -65,30 +82,22 @@ def test_a_virtual_table_is_not_rebuilt_from_the_catalog(database_url, engine, d
         assert not replayable(sqlite_catalog(connection))
 
 
-def test_compared_finds_equal_schemas_equal_and_different_ones_different(new_database):
+def test_compared_finds_equal_schemas_equal_and_different_ones_different(two_at_head):
     """Two databases upgraded to head are equal. Once one has another index, they differ,
     and ``differences()`` names it. On SQLite, the equal pair is told equal by their
     ``sqlite_master`` rows alone."""
-    urls = [new_database(), new_database()]
-    engines = [make_engine(url) for url in urls]
-    try:
-        with engines[0].connect() as a, engines[1].connect() as b:
-            for connection, url in ((a, urls[0]), (b, urls[1])):
-                upgraded(connection, url)
-            first, second = compared(a, b)
-            assert first == second, differences(first, second)
-            if a.dialect.name == "sqlite":
-                assert isinstance(first, tuple)  # the catalog rows, no reflection
-            a.rollback(), b.rollback()  # what reflecting began (PostgreSQL, MariaDB)
-            with b.begin():
-                b.execute(text("CREATE INDEX ix_customer_name_compared ON customer (name)"))
-            first, second = compared(a, b)
-            assert first != second
-            changed = differences(first, second)
-            assert any("ix_customer_name_compared" in line for line in changed), changed
-    finally:
-        for engine in engines:
-            engine.dispose()
+    a, b = two_at_head
+    first, second = compared(a, b)
+    assert first == second, differences(first, second)
+    if a.dialect.name == "sqlite":
+        assert isinstance(first, tuple)  # the catalog rows, no reflection
+    a.rollback(), b.rollback()  # what reflecting began (PostgreSQL, MariaDB)
+    with b.begin():
+        b.execute(text("CREATE INDEX ix_customer_name_compared ON customer (name)"))
+    first, second = compared(a, b)
+    assert first != second
+    changed = differences(first, second)
+    assert any("ix_customer_name_compared" in line for line in changed), changed
 
 
 def reversed_order(a: str, b: str) -> int:
@@ -133,22 +142,14 @@ SAME_NAME_OTHER_TERMS = {
 
 
 @pytest.mark.parametrize("differs", list(SAME_NAME_OTHER_TERMS))
-def test_the_same_index_on_other_terms_is_another_index(new_database, dialect, differs):
+def test_the_same_index_on_other_terms_is_another_index(two_at_head, dialect, differs):
     """Same name, same table, another expression, WHERE or order: the two schemas differ."""
     terms, cannot = SAME_NAME_OTHER_TERMS[differs]
     if dialect in cannot:
         pytest.skip(cannot[dialect])
-    urls = [new_database(), new_database()]
-    engines = [make_engine(url) for url in urls]
-    try:
-        with engines[0].connect() as a, engines[1].connect() as b:
-            for connection, url, term in ((a, urls[0], terms[0]), (b, urls[1], terms[1])):
-                upgraded(connection, url)
-                with connection.begin():
-                    connection.execute(text(f"CREATE INDEX ix_customer_probe ON customer {term}"))
-            first, second = compared(a, b)
-            changed = differences(first, second)
-            assert first != second and any("ix_customer_probe" in line for line in changed), changed
-    finally:
-        for engine in engines:
-            engine.dispose()
+    for connection, term in zip(two_at_head, terms, strict=True):
+        with connection.begin():
+            connection.execute(text(f"CREATE INDEX ix_customer_probe ON customer {term}"))
+    first, second = compared(*two_at_head)
+    changed = differences(first, second)
+    assert first != second and any("ix_customer_probe" in line for line in changed), changed
