@@ -69,7 +69,7 @@ from migrations.settings import make_engine
 
 @pytest.fixture
 def alembic_engine(database_url):
-    """The same SQLite file per test as our suite uses (tests/conftest.py's database_url)."""
+    """The same SQLite file per test as our suite uses (the database_url fixture)."""
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
@@ -157,12 +157,12 @@ def write_models(models: Path, count: int) -> None:
 
 
 def check_history(project: Path, revisions: list[str]) -> None:
-    """Load the new history with the baked project's tests/stairway.py: every revision, in order."""
+    """Load the new history with the baked project's migrations/testing/stairway.py: every revision, in order."""
     sys.path.insert(0, str(project))
     try:
-        stairway = importlib.import_module("tests.stairway")
+        stairway = importlib.import_module("migrations.testing.stairway")
         if not Path(stairway.__file__).is_relative_to(project):
-            raise SystemExit(f"imported {stairway.__file__}, not the baked project's tests/stairway.py")
+            raise SystemExit(f"imported {stairway.__file__}, not the baked project's migrations/testing/stairway.py")
         script = stairway.load_script(Config(str(project / "alembic.ini")))
         found = [revision.revision for revision in stairway.revisions_base_to_head(script)]
     finally:

@@ -68,3 +68,7 @@ def bake(cookies) -> Callable[..., BakedProject]:
         return BakedProject(Path(result.project_path), options)
 
     return bake
+
+
+# tests/proofs/ runs inside baked projects (tests/test_proofs.py), not here.
+collect_ignore = ["proofs"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.operations.ops import DropIndexOp, DropTableOp, ModifyTableOps
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -48,6 +49,26 @@ def process_revision_directives(migration_context, revision, directives):
         if all(upgrade_ops.is_empty() for upgrade_ops in script.upgrade_ops_list):
             directives[:] = []
             config.print_stdout("No schema changes detected: no revision file written.")
+            return
+        for downgrade_ops in script.downgrade_ops_list:
+            drop_tables_with_their_indexes(downgrade_ops)
+
+
+def drop_tables_with_their_indexes(downgrade_ops) -> None:
+    """Autogenerate writes op.drop_index() before op.drop_table(), and MariaDB refuses to drop
+    an index that a foreign key of the table needs: the downgrade fails. Dropping a table
+    drops its indexes on every database, so those drop_index() calls are left out."""
+    dropped = {(op.schema, op.table_name) for op in downgrade_ops.ops if isinstance(op, DropTableOp)}
+
+    def needed(op) -> bool:
+        return not (isinstance(op, DropIndexOp) and (op.schema, op.table_name) in dropped)
+
+    for op in downgrade_ops.ops:
+        if isinstance(op, ModifyTableOps) and (op.schema, op.table_name) in dropped:
+            op.ops = [inner for inner in op.ops if needed(inner)]
+    downgrade_ops.ops = [
+        op for op in downgrade_ops.ops if needed(op) and not (isinstance(op, ModifyTableOps) and not op.ops)
+    ]
 
 
 def configure_options(dialect_name: str, transactional_ddl: bool | None = None) -> dict:

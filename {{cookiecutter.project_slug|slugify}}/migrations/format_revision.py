@@ -17,8 +17,8 @@ def main(paths: list[str]) -> int:
         print("ruff is not installed: the new revision is left unformatted.", file=sys.stderr)
         return 0
     ruff = [sys.executable, "-m", "ruff"]
-    subprocess.run([*ruff, "check", "--fix-only", "--quiet", "--exit-zero", *paths], check=False)
-    subprocess.run([*ruff, "format", "--quiet", *paths], check=False)
+    subprocess.run([*ruff, "check", "--no-cache", "--fix-only", "--quiet", "--exit-zero", *paths], check=False)
+    subprocess.run([*ruff, "format", "--no-cache", "--quiet", *paths], check=False)
     return 0
 
 

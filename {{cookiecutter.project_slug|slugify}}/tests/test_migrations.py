@@ -4,7 +4,7 @@ What pytest-alembic's four built-in tests check, and how this suite checks it, m
   - one head;
   - base -> head one revision at a time, and every downgrade runs: the stairway below.
     For each revision it takes the schema, upgrades, downgrades, asserts that the schema
-    (tests/schema.py: tables with their columns, keys, indexes and constraints, views,
+    (migrations/testing/schema.py: tables with their columns, keys, indexes and constraints, views,
     functions, triggers, sequences, enum types) and every table's row count are back as
     they were, then upgrades again. Once with the data steps off, once with them on
     (-x data=true) from the first revision that has any;
@@ -14,9 +14,9 @@ functions included, stamped at head. Both compare with the database the stairway
 head, when it got there clean (``at_head``).
 
 Every step runs through env.py on one shared connection, a line of revisions in one run of
-env.py, with the ScriptDirectory loaded once per module (tests/stairway.py), so a history
+env.py, with the ScriptDirectory loaded once per module (migrations/testing/stairway.py), so a history
 of a hundred revisions takes seconds, not minutes.
-tests/test_stairway.py proves that these checks fail when they should.
+The template repository's tests prove that each of these checks fails when it should.
 """
 
 from __future__ import annotations
@@ -32,9 +32,16 @@ from sqlalchemy import URL, Connection, Engine, text
 from create_db import create_db
 from migrations.replaceable import base_name, declared_objects
 from migrations.settings import make_engine, target_metadata
-from tests.conftest import ALEMBIC_INI, Databases
-from tests.schema import VERSION_TABLE, compared, existing_objects
-from tests.stairway import Migrator, differences, has_data_steps, load_script, revisions_base_to_head, stairway
+from migrations.testing.fixtures import ALEMBIC_INI, Databases
+from migrations.testing.schema import VERSION_TABLE, compared, existing_objects
+from migrations.testing.stairway import (
+    Migrator,
+    differences,
+    has_data_steps,
+    load_script,
+    revisions_base_to_head,
+    stairway,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from create_db import database_exists, drop_database
+from create_db import database_exists
 from migrations.settings import make_engine, server_url
-from tests.conftest import ALEMBIC_INI, run_in_project
-from tests.schema import leftovers, snapshot
+from migrations.testing.schema import leftovers, snapshot
+from proofs.helpers import ALEMBIC_INI, drop_database, run_in_project
 
 
 def rows(url) -> list[tuple]:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from migrations.settings import make_engine
-from tests.conftest import alembic_cli, run_in_project
+from proofs.helpers import alembic_cli, run_in_project
 
 BIG_CUSTOMERS = """
 big_customers = View("big_customers", metadata, "SELECT name FROM customer_view WHERE order_count > 10")

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from migrations.settings import make_engine
-from tests.conftest import alembic_cli
-from tests.schema import snapshot
+from migrations.testing.schema import snapshot
+from proofs.helpers import alembic_cli
 
 
 def client_command(url) -> tuple[list[str], dict[str, str]]:

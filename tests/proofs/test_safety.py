@@ -29,8 +29,8 @@ from sqlalchemy import URL, inspect, make_url, text
 from create_db import database_exists
 from migrations.lock import migration_lock
 from migrations.settings import make_engine, server_url
-from tests.conftest import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project
-from tests.schema import snapshot
+from migrations.testing.schema import snapshot
+from proofs.helpers import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project
 
 HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
 METADATA_MODULE = Config(ALEMBIC_INI).get_main_option("target_metadata").partition(":")[0]

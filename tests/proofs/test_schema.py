@@ -1,4 +1,4 @@
-"""tests/schema.py: SQLite's schema rebuilt from its catalog reflects the same, and
+"""migrations/testing/schema.py: SQLite's schema rebuilt from its catalog reflects the same, and
 ``compared()`` tells two schemas apart, on every database."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from alembic.config import Config
 from sqlalchemy import Connection, event, text
 
 from migrations.settings import make_engine
-from tests.conftest import ALEMBIC_INI
-from tests.schema import compared, replayable, snapshot, snapshot_of_catalog, sqlite_catalog
-from tests.stairway import Migrator, differences
+from migrations.testing.schema import compared, replayable, snapshot, snapshot_of_catalog, sqlite_catalog
+from migrations.testing.stairway import Migrator, differences
+from proofs.helpers import ALEMBIC_INI
 
 # More kinds of SQLite object than the example history has, in an order that is not the
 # order of kinds: a view on a view made before it, a trigger on a view.

@@ -10,8 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from tests.conftest import ALEMBIC_INI
-from tests.schema import leftovers, snapshot
+from migrations.testing.schema import leftovers, snapshot
+from proofs.helpers import ALEMBIC_INI
 
 
 def test_base_head_base_head_gives_the_same_schema(alembic_config: Config, engine: Engine):

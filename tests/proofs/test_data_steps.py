@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import Engine, inspect, text
 
-from tests.conftest import ALEMBIC_INI, alembic_cli
+from proofs.helpers import ALEMBIC_INI, alembic_cli
 
 
 def customers(engine: Engine) -> int:

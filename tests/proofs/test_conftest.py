@@ -1,10 +1,10 @@
-"""tests/conftest.py's own machinery."""
+"""migrations/testing/collector.py: the garbage-collector settings of a pytest run."""
 
 import gc
 
 import pytest
 
-from tests.conftest import FREEZE, GC_ENABLED_AT_START
+from migrations.testing.collector import FREEZE, GC_ENABLED_AT_START
 
 
 def test_the_garbage_collector_is_on_again_if_it_was():

@@ -228,7 +228,7 @@ def compared(a: Connection, b: Connection) -> tuple[Any, Any]:
     """Two equal values when the databases of ``a`` and ``b`` have the same schema, else two
     that differ: on SQLite, when their ``sqlite_master`` rows are the same (see
     ``sqlite_catalog``), those rows; otherwise the snapshots of both, for
-    tests/stairway.py's ``differences()`` to say what differs."""
+    migrations/testing/stairway.py's ``differences()`` to say what differs."""
     catalog = sqlite_catalog(a)
     if catalog is not None and catalog == sqlite_catalog(b):
         return catalog, catalog

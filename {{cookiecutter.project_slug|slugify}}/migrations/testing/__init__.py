@@ -1,0 +1,10 @@
+"""The migration suite's machinery, kept beside the migrations so it travels with them.
+
+- ``fixtures``: pytest fixtures that give each test an empty database on the server under
+  test (``TEST_DATABASE_URL``, else alembic.ini's URL);
+- ``stairway``: Alembic's commands in-process on one connection, and the stairway walk;
+- ``schema``: a comparable picture of a database's schema;
+- ``collector``: garbage-collector settings that keep a long history's suite fast.
+
+tests/test_migrations.py uses them; nothing in the application imports them.
+"""

@@ -1,0 +1,139 @@
+"""The cookbook's recipes, wired in this project, hold for whatever history and models it has.
+
+Each test uses a database of its own; none writes into the project folder (a revision is
+written to a copy of migrations/ in the test's tmp_path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Column, Integer, Table, inspect, text
+
+from create_db import create_db
+from migrations.settings import target_metadata
+from migrations.testing.fixtures import ALEMBIC_INI
+
+
+def heads(config: Config) -> list[str]:
+    return sorted(ScriptDirectory.from_config(config).get_heads())
+
+
+def versions(engine) -> list[str]:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return []
+        return sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def user_objects(engine) -> list[str]:
+    inspector = inspect(engine)
+    return sorted(inspector.get_table_names() + inspector.get_view_names())
+
+
+@pytest.fixture
+def scratch_config(alembic_config: Config, tmp_path: Path) -> Config:
+    """alembic_config with its script directory copied to tmp_path, to write revisions in."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(Path(ALEMBIC_INI).parent / "migrations", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    alembic_config.set_main_option("script_location", str(copy))
+    return alembic_config
+
+
+def test_create_db_builds_at_head_and_refuses_to_build_twice(alembic_config, engine):
+    create_db(alembic_config)
+    assert versions(engine) == heads(alembic_config)
+    built = user_objects(engine)
+    with pytest.raises(CommandError, match="is not empty"):
+        create_db(alembic_config)
+    assert user_objects(engine) == built and versions(engine) == heads(alembic_config)
+
+
+def test_autogenerate_at_head_writes_no_revision(scratch_config: Config):
+    """Recipe 5, called from Python, where config.cmd_opts is None."""
+    command.upgrade(scratch_config, "heads")
+    script = ScriptDirectory.from_config(scratch_config)
+    before = {revision.revision for revision in script.walk_revisions()}
+    command.revision(scratch_config, message="nothing", autogenerate=True)
+    after = {revision.revision for revision in ScriptDirectory.from_config(scratch_config).walk_revisions()}
+    assert after == before
+
+
+def test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps(scratch_config: Config):
+    command.upgrade(scratch_config, "heads")
+    metadata = target_metadata(scratch_config)
+    probe = Table("recipes_probe_table", metadata, Column("id", Integer, primary_key=True))
+    try:
+        written = command.revision(scratch_config, message="probe", autogenerate=True)
+    finally:
+        metadata.remove(probe)
+    source = Path(written.path).read_text()
+    assert "recipes_probe_table" in source and "def schema_upgrades()" in source and "def data_upgrades()" in source
+    command.upgrade(scratch_config, "heads")
+    command.downgrade(scratch_config, "-1")
+
+
+def test_a_bad_data_flag_fails_before_any_ddl(alembic_config: Config, engine):
+    """Recipe 2: `-x data=...` takes yes/no words only, and is checked first."""
+    alembic_config.cmd_opts = argparse.Namespace(x=["data=maybe"])  # what `alembic -x data=maybe` sets
+    with pytest.raises(CommandError, match="is not a yes/no value"):
+        command.upgrade(alembic_config, "heads")
+    assert user_objects(engine) == []
+
+
+def test_a_shared_connection_is_committed_by_its_caller(alembic_config: Config, engine):
+    """Recipe 3: Alembic runs inside the caller's transaction and leaves the commit to it."""
+    with engine.connect() as connection:
+        with connection.begin():
+            alembic_config.attributes["connection"] = connection
+            command.upgrade(alembic_config, "heads")
+    assert versions(engine) == heads(alembic_config)
+
+
+def test_a_shared_connection_rolled_back_leaves_no_trace(alembic_config: Config, engine, dialect):
+    if dialect in ("mysql", "mariadb"):
+        pytest.skip("MariaDB commits every DDL statement implicitly: no transaction can undo it")
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        alembic_config.attributes["connection"] = connection
+        command.upgrade(alembic_config, "heads")
+        transaction.rollback()
+    assert user_objects(engine) == []
+
+
+def test_offline_sql_names_every_revision(database_url):
+    buffer = io.StringIO()
+    config = Config(ALEMBIC_INI, output_buffer=buffer)
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "heads", sql=True)
+    sql = buffer.getvalue()
+    missing = [rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions() if rev.revision not in sql]
+    assert not missing, f"revisions missing from the --sql output: {missing}"
+
+
+def test_the_alembic_command_says_one_line_on_a_bad_flag(database_url):
+    env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", "data=maybe", "upgrade", "heads"],
+        cwd=Path(ALEMBIC_INI).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert (result.stdout + result.stderr).strip().splitlines() == [
+        "FAILED: -x data='maybe' is not a yes/no value: use -x data=true or -x data=false."
+    ]
