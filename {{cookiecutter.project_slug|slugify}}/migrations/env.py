@@ -21,6 +21,7 @@ import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared vi
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
 from migrations.conditional import data_enabled
 from migrations.failures import cannot_connect, migration_failed
+from migrations.irreversible import refuse_irreversible_downgrade
 from migrations.lock import lock_timeout, migration_lock
 from migrations.settings import database_url, make_engine, sqlite_legacy_rename, transactional_sqlite
 from migrations.settings import target_metadata as import_target_metadata
@@ -94,6 +95,7 @@ def run_migrations_offline() -> None:
         dialect_opts={"paramstyle": "named"},
         **configure_options(url.get_backend_name()),
     )
+    refuse_irreversible_downgrade(context.get_context())
     with context.begin_transaction():
         context.run_migrations()
 
@@ -127,6 +129,7 @@ def run_migrations_locked(connection: Connection, transactional: bool | None) ->
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
     with migration_lock(connection, lock_timeout(config)):
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
+        refuse_irreversible_downgrade(context.get_context())  # before any DDL
         try:
             with context.begin_transaction():
                 context.run_migrations()

@@ -18,6 +18,9 @@ revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+# If downgrade() cannot undo upgrade(), say why here: `alembic downgrade` past this revision
+# then stops before running anything, and the migration suite does not downgrade it.
+irreversible: str | None = None
 
 
 def upgrade() -> None:
