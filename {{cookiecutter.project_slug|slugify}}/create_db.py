@@ -29,6 +29,7 @@ from migrations.failures import describe
 from migrations.lock import lock_timeout, migration_lock
 from migrations.replaceable import create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, make_engine, server_url, target_metadata
+from migrations.stamp import stamp_head
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 
@@ -51,8 +52,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
                 with connection.begin():
                     metadata.create_all(connection)
                     objects = create_declared_objects(connection, metadata)  # views, functions: after the tables
-                    config.attributes["connection"] = connection
-                    command.stamp(config, "head")
+                    stamp_head(config, connection)  # through env.py; the history is read once per process
                     head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
             except Exception:
                 if not created_database:

@@ -1,0 +1,66 @@
+"""Stamp a database at head, as ``alembic stamp head`` does, with the history loaded once per process.
+
+``command.stamp()`` builds a new ScriptDirectory on every call, and finding head imports
+every revision file again: a test fixture calling create_db() for database after database
+would re-read the whole history each time. Here the ScriptDirectory is kept for the process
+and loaded anew only when a file in its version locations is added, removed or rewritten
+(its size or modification time changed). The stamp itself still runs through env.py, on the
+caller's connection (recipe 3), with Alembic's public ``MigrationContext.stamp()``.
+
+    head = stamp_head(config, connection)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import coerce_resource_to_filename
+from sqlalchemy import Connection
+
+Files = tuple[tuple[str, int, int], ...]  # (path, size, modification time in ns) of every file
+_loaded: dict[tuple, tuple[Files, ScriptDirectory]] = {}
+
+
+def stamp_head(config: Config, connection: Connection) -> None:
+    """Record head in the version table, through env.py, on ``connection`` (whose transaction
+    the caller commits)."""
+    script = script_directory(config)
+
+    def stamp(_heads, context: MigrationContext):
+        context.stamp(script, "head")
+        return ()
+
+    config.attributes["connection"] = connection
+    with EnvironmentContext(config, script, fn=stamp, destination_rev="head"):
+        script.run_env()
+
+
+def script_directory(config: Config) -> ScriptDirectory:
+    """The config's ScriptDirectory, loaded once per process while its files stay the same."""
+    script = ScriptDirectory.from_config(config)  # reads no revision file until asked
+    key = (script.dir, tuple(script.version_locations or ()), script.sourceless, script.recursive_version_locations)
+    files = version_files(script)
+    loaded = _loaded.get(key)
+    if loaded is not None and loaded[0] == files:
+        return loaded[1]
+    _loaded[key] = (files, script)
+    return script
+
+
+def version_files(script: ScriptDirectory) -> Files:
+    """Every file under the version locations, subfolders and __pycache__ included (more than
+    Alembic reads, never less)."""
+    locations = script.version_locations or [str(Path(script.dir, "versions"))]
+    found = []
+    for location in locations:
+        for folder, _, names in os.walk(coerce_resource_to_filename(location)):
+            for name in names:
+                path = os.path.join(folder, name)
+                stat = os.stat(path)
+                found.append((path, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
