@@ -1,9 +1,20 @@
 """Fixtures for this project's tests: each test that asks for ``database_url``, ``engine``
 or ``alembic_config`` gets an empty database of its own on the server under test
-(``TEST_DATABASE_URL``, else alembic.ini's ``sqlalchemy.url``; never ``DATABASE_URL``).
+(``TEST_DATABASE_URL``, else alembic.ini's ``sqlalchemy.url``; never ``DATABASE_URL``), and
+one that asks for ``database_at_head`` a database of its own already at head.
 See migrations/testing/fixtures.py.
 """
 
 # First: the collector settings apply to what the imports after them make.
 from migrations.testing.collector import pytest_collection, pytest_configure  # noqa: F401
-from migrations.testing.fixtures import alembic_config, database_url, dialect, engine, new_database, server  # noqa: F401
+from migrations.testing.fixtures import (  # noqa: F401
+    alembic_config,
+    database_at_head,
+    database_url,
+    dialect,
+    engine,
+    head_template,
+    new_database,
+    new_database_at_head,
+    server,
+)

@@ -22,7 +22,7 @@ from alembic.util import CommandError
 from sqlalchemy import Column, Integer, Table, inspect, text
 
 from create_db import create_db
-from migrations.settings import target_metadata
+from migrations.settings import make_engine, target_metadata
 from migrations.testing.fixtures import ALEMBIC_INI
 
 
@@ -58,6 +58,18 @@ def test_create_db_builds_at_head_and_refuses_to_build_twice(alembic_config, eng
     with pytest.raises(CommandError, match="is not empty"):
         create_db(alembic_config)
     assert user_objects(engine) == built and versions(engine) == heads(alembic_config)
+
+
+def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, new_database_at_head):
+    first, second = make_engine(database_at_head), make_engine(new_database_at_head())
+    try:
+        assert versions(first) == versions(second) == heads(Config(ALEMBIC_INI))
+        with first.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE recipes_probe (id INTEGER PRIMARY KEY)")
+        assert set(user_objects(first)) - set(user_objects(second)) == {"recipes_probe"}
+    finally:
+        first.dispose()
+        second.dispose()
 
 
 def test_autogenerate_at_head_writes_no_revision(scratch_config: Config):

@@ -1,8 +1,15 @@
-"""pytest fixtures for tests that need a database: a fresh, empty one for every test.
+"""pytest fixtures for tests that need a database: a fresh one for every test, empty or at head.
 
 Import the ones a test folder uses in its ``conftest.py`` (tests/conftest.py does)::
 
-    from migrations.testing.fixtures import alembic_config, database_url, engine, new_database, server
+    from migrations.testing.fixtures import alembic_config, database_at_head, database_url, ...
+
+- ``database_url`` (with ``engine`` and ``alembic_config`` on it): an empty database;
+  ``new_database()`` makes more.
+- ``database_at_head``: a database already at head, as ``create_db.py`` builds it, in
+  milliseconds: create_db.py builds one database per test session, and each test gets its
+  own copy (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of the file;
+  MariaDB: the statements create_db.py ran, replayed). ``new_database_at_head()`` makes more.
 
 The server is ``TEST_DATABASE_URL`` if set, else ``sqlalchemy.url`` in alembic.ini
 (``DATABASE_URL`` is never used here, so tests cannot touch a real database). SQLite gets
@@ -14,25 +21,34 @@ tests that need it, with the reason, except under ``CI=true``: there it fails.
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.config import Config
-from sqlalchemy import URL, Engine, make_url
+from alembic.util import CommandError
+from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
 from migrations.failures import describe
-from migrations.settings import make_engine, server_url
+from migrations.settings import make_engine, parse_url, server_url
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
 def test_server() -> URL:
     """The server under test: ``TEST_DATABASE_URL``, else alembic.ini's ``sqlalchemy.url``."""
-    raw = os.environ.get("TEST_DATABASE_URL") or Config(ALEMBIC_INI).get_main_option("sqlalchemy.url")
-    return make_url(raw)
+    if os.environ.get("TEST_DATABASE_URL"):
+        return parse_url(os.environ["TEST_DATABASE_URL"], "TEST_DATABASE_URL")
+    return parse_url(Config(ALEMBIC_INI).get_main_option("sqlalchemy.url"), "sqlalchemy.url in alembic.ini")
 
 
 test_server.__test__ = False  # a helper, not a test
@@ -62,12 +78,31 @@ class Databases:
         self.created: list[URL] = []
 
     def new(self) -> URL:
+        return self._create()
+
+    def copy_of(self, template: HeadTemplate) -> URL:
+        """A new database with what ``template`` has: PostgreSQL clones it, SQLite copies its
+        file, MariaDB replays the statements that built it."""
+        if self.server.get_backend_name() == "sqlite":
+            url = self._create()
+            shutil.copyfile(template.url.database, url.database)
+            return url
+        if self.server.get_backend_name() == "postgresql":
+            return self._create(template.url.database)
+        url = self._create()
+        template.replay(url)
+        return url
+
+    def _create(self, template: str | None = None) -> URL:
+        """A uniquely named database (PostgreSQL: a clone of ``template``); SQLite: a file name."""
         if self.server.get_backend_name() == "sqlite":
             return make_url(f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:12]}.sqlite'}")
         url = self.server.set(database=f"test_{uuid.uuid4().hex[:12]}")
         admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE {connection.dialect.identifier_preparer.quote(url.database)}")
+            quote = connection.dialect.identifier_preparer.quote
+            clause = f" TEMPLATE {quote(template)}" if template else ""
+            connection.exec_driver_sql(f"CREATE DATABASE {quote(url.database)}{clause}")
         admin.dispose()
         self.created.append(url)
         return url
@@ -86,10 +121,106 @@ class Databases:
         self.created.clear()
 
 
+TEMPLATE_URL = "HEAD_TEMPLATE_URL"  # to HeadTemplate.build's process (not in argv: a password)
+# What the template's build ran that changed nothing: left out of the replay.
+READ_ONLY = re.compile(r"\s*(SELECT|SHOW|DESCRIBE|DESC|EXPLAIN)\b", re.IGNORECASE)
+
+
+@dataclass
+class Statement:
+    """One statement as SQLAlchemy handed it to the driver, to run again the same way."""
+
+    sql: str
+    parameters: Any
+    many: bool
+    no_parameters: bool
+
+
+class HeadTemplate:
+    """The database create_db.py built at head, once, for ``Databases.copy_of`` to copy; no
+    test ever gets it. On MariaDB it also keeps the statements that built it, to replay.
+
+    create_db.py runs in a process of its own, as users run it: revision modules that this
+    process imported may have attached things to the models' MetaData."""
+
+    def __init__(self, server: URL, folder: Path) -> None:
+        self.databases = Databases(server, folder)
+        self.url = self.databases.new()
+        self.statements: list[Statement] = []
+
+    @classmethod
+    def build(cls, server: URL, folder: Path) -> HeadTemplate:
+        template = cls(server, folder)
+        recorded = folder / f"{uuid.uuid4().hex[:12]}.statements"
+        env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+        env[TEMPLATE_URL] = template.url.render_as_string(hide_password=False)
+        run = f"from migrations.testing.fixtures import build_and_record; build_and_record({str(recorded)!r})"
+        result = subprocess.run(
+            [sys.executable, "-c", run], cwd=ALEMBIC_INI.parent, env=env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            template.drop()
+            raise RuntimeError(f"create_db.py failed to build the tests' database at head:\n{result.stderr}")
+        template.statements = pickle.loads(recorded.read_bytes())
+        recorded.unlink()
+        return template
+
+    def replay(self, url: URL) -> None:
+        """Run the recorded statements on the database of ``url``, as the driver got them."""
+        engine = make_engine(url)
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            for statement in self.statements:
+                if statement.many:
+                    engine.dialect.do_executemany(cursor, statement.sql, statement.parameters)
+                elif statement.no_parameters:
+                    engine.dialect.do_execute_no_params(cursor, statement.sql)
+                else:
+                    engine.dialect.do_execute(cursor, statement.sql, statement.parameters)
+            connection.commit()
+        finally:
+            connection.close()
+            engine.dispose()
+
+    def drop(self) -> None:
+        self.databases.drop_all()
+
+
+def build_and_record(recorded: str) -> None:
+    """HeadTemplate.build's process: create_db() builds the database of ``$HEAD_TEMPLATE_URL``;
+    on MariaDB what every Engine ran on it, reads left out, is pickled to ``recorded``."""
+    from create_db import create_db  # beside alembic.ini, where this process runs
+
+    url = make_url(os.environ[TEMPLATE_URL])
+    statements: list[Statement] = []
+
+    def record(connection, _cursor, sql, parameters, context, many) -> None:
+        if connection.engine.url.database == url.database and not READ_ONLY.match(sql):
+            no_parameters = not parameters and context is not None and context.no_parameters
+            statements.append(Statement(sql, parameters, many, no_parameters))
+
+    if url.get_backend_name() not in ("sqlite", "postgresql"):  # those are copied whole
+        event.listen(Engine, "before_cursor_execute", record)
+    create_db(alembic_config_for(url))
+    Path(recorded).write_bytes(pickle.dumps(statements))
+
+
+def alembic_config_for(url: URL) -> Config:
+    """The project's alembic.ini, pointed at ``url``, leaving pytest's logging alone."""
+    config = Config(ALEMBIC_INI)
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
 @pytest.fixture(scope="session")
 def server() -> URL:
     """The database server under test (a SQLite URL means: files in tmp_path)."""
-    url = test_server()
+    try:
+        url = test_server()
+    except CommandError as error:  # one line, nothing of the URL in it
+        pytest.fail(str(error), pytrace=False)
     reason = unreachable(url)
     if reason is not None:
         if os.environ.get("CI", "").lower() == "true":
@@ -127,7 +258,26 @@ def engine(database_url: URL) -> Iterator[Engine]:
 @pytest.fixture
 def alembic_config(database_url: URL) -> Config:
     """The project's alembic.ini, pointed at this test's database."""
-    config = Config(ALEMBIC_INI)
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False  # leave pytest's logging alone
-    return config
+    return alembic_config_for(database_url)
+
+
+@pytest.fixture(scope="session")
+def head_template(server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadTemplate]:
+    """The database create_db.py builds at head, once per session, for database_at_head to copy."""
+    template = HeadTemplate.build(server, tmp_path_factory.mktemp("head-template"))
+    yield template
+    template.drop()
+
+
+@pytest.fixture
+def new_database_at_head(head_template: HeadTemplate, tmp_path: Path) -> Iterator[Callable[[], URL]]:
+    """Call it for another database at head; all of them are dropped after the test."""
+    databases = Databases(head_template.databases.server, tmp_path)
+    yield lambda: databases.copy_of(head_template)
+    databases.drop_all()
+
+
+@pytest.fixture
+def database_at_head(new_database_at_head: Callable[[], URL]) -> URL:
+    """A database of this test's own, at head: a copy of the one create_db.py built for the session."""
+    return new_database_at_head()
