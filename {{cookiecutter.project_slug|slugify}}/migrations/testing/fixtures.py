@@ -9,7 +9,8 @@ Import the ones a test folder uses in its ``conftest.py`` (tests/conftest.py doe
 - ``database_at_head``: a database already at head, as ``create_db.py`` builds it, in
   milliseconds: create_db.py builds one database per test session, and each test gets its
   own copy (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of the file;
-  MariaDB: the statements create_db.py ran, replayed). ``new_database_at_head()`` makes more.
+  MariaDB: the statements create_db.py ran, replayed, or a copy an earlier test left as
+  good as new, emptied again: see mariadb_copies.py). ``new_database_at_head()`` makes more.
 
 The server is ``TEST_DATABASE_URL`` if set, else ``sqlalchemy.url`` in alembic.ini
 (``DATABASE_URL`` is never used here, so tests cannot touch a real database). SQLite gets
@@ -40,6 +41,7 @@ from sqlalchemy.exc import OperationalError
 
 from migrations.failures import describe
 from migrations.settings import make_engine, server_url
+from migrations.testing.mariadb_copies import Original
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -68,28 +70,38 @@ def unreachable(url: URL) -> str | None:
 
 
 class Databases:
-    """Empty databases on the server under test, each uniquely named (SQLite: a file in
-    ``folder``), made by ``new()`` and dropped by ``drop_all()``."""
+    """Databases on the server under test, each uniquely named (SQLite: a file in ``folder``):
+    empty ones made by ``new()``, copies of a HeadTemplate by ``copy_of()``; ``drop_all()``
+    drops them (a MariaDB copy as good as new goes back to its template instead)."""
 
     def __init__(self, server: URL, folder: Path) -> None:
         self.server = server
         self.folder = folder
         self.created: list[URL] = []
+        self.lent: list[tuple[HeadTemplate, URL]] = []
 
     def new(self) -> URL:
-        return self._create()
+        url = self._create()
+        if self.server.get_backend_name() != "sqlite":  # SQLite: a file in folder, gone with it
+            self.created.append(url)
+        return url
 
     def copy_of(self, template: HeadTemplate) -> URL:
         """A new database with what ``template`` has: PostgreSQL clones it, SQLite copies its
-        file, MariaDB replays the statements that built it."""
-        if self.server.get_backend_name() == "sqlite":
+        file, MariaDB takes one given back as good as new, else replays the template's build."""
+        backend = self.server.get_backend_name()
+        if backend == "sqlite":
             url = self._create()
             shutil.copyfile(template.url.database, url.database)
-            return url
-        if self.server.get_backend_name() == "postgresql":
-            return self._create(template.url.database)
-        url = self._create()
-        template.replay(url)
+        elif backend == "postgresql":
+            url = self._create(template.url.database)
+            self.created.append(url)
+        else:
+            spare = template.spares.pop() if template.spares else None
+            url = spare or self._create()
+            self.lent.append((template, url))
+            if spare is None:
+                template.replay(url)
         return url
 
     def _create(self, template: str | None = None) -> URL:
@@ -103,11 +115,12 @@ class Databases:
             clause = f" TEMPLATE {quote(template)}" if template else ""
             connection.exec_driver_sql(f"CREATE DATABASE {quote(url.database)}{clause}")
         admin.dispose()
-        self.created.append(url)
         return url
 
     def drop_all(self) -> None:
-        """Drop the databases ``new()`` made, and only those."""
+        """Drop the databases made here, and only those."""
+        self.created += [url for template, url in self.lent if not template.take_back(url)]
+        self.lent.clear()
         if not self.created:
             return
         admin = make_engine(server_url(self.server)).execution_options(isolation_level="AUTOCOMMIT")
@@ -146,6 +159,8 @@ class HeadTemplate:
         self.databases = Databases(server, folder)
         self.url = self.databases.new()
         self.statements: list[Statement] = []
+        self.original: Original | None = None  # MariaDB: what a copy given back must be again
+        self.spares: list[URL] = []  # MariaDB: copies given back as good as new
 
     @classmethod
     def build(cls, server: URL, folder: Path) -> HeadTemplate:
@@ -162,6 +177,8 @@ class HeadTemplate:
             raise RuntimeError(f"create_db.py failed to build the tests' database at head:\n{result.stderr}")
         template.statements = pickle.loads(recorded.read_bytes())
         recorded.unlink()
+        if server.get_backend_name() not in ("sqlite", "postgresql"):
+            template.original = Original(template.url)
         return template
 
     def replay(self, url: URL) -> None:
@@ -182,7 +199,18 @@ class HeadTemplate:
             connection.close()
             engine.dispose()
 
+    def take_back(self, url: URL) -> bool:
+        """MariaDB: keep a copy its test is done with for the next one, if it can be made as
+        good as new (see mariadb_copies.py). False: the caller drops it."""
+        if self.original is None or not self.original.restore(url):
+            return False
+        self.spares.append(url)
+        return True
+
     def drop(self) -> None:
+        """Drop it, and the copies given back to it."""
+        self.databases.created.extend(self.spares)
+        self.spares.clear()
         self.databases.drop_all()
 
 

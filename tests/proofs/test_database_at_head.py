@@ -1,0 +1,94 @@
+"""A fresh database at head per test (migrations/testing/fixtures.py's ``database_at_head``):
+each copy is what ``python create_db.py`` builds; on MariaDB a copy its test is done with
+is used again only when it is as good as new. And create_db() called again in one process
+(migrations/stamp.py keeps the history loaded) sees revisions added or removed in between."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import URL, text
+
+from create_db import create_db
+from migrations.settings import make_engine
+from migrations.testing.fixtures import Databases, HeadTemplate
+from migrations.testing.schema import snapshot
+from proofs.helpers import run_in_project
+
+
+def picture(url: URL) -> tuple:
+    """The schema and the version rows."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            return snapshot(connection), versions
+    finally:
+        engine.dispose()
+
+
+def test_a_copy_at_head_is_what_create_db_py_builds(database_at_head, database_url):
+    result = run_in_project(database_url, "create_db.py")
+    assert result.returncode == 0, result.stderr
+    assert picture(database_at_head) == picture(database_url)
+
+
+def test_a_mariadb_copy_is_used_again_only_when_as_good_as_new(head_template: HeadTemplate, tmp_path, dialect):
+    if dialect not in ("mysql", "mariadb"):
+        pytest.skip("only MariaDB gives copies back (elsewhere a copy costs milliseconds)")
+    databases = Databases(head_template.databases.server, tmp_path)
+    copy = databases.copy_of(head_template)
+    expected = picture(copy)
+    engine = make_engine(copy)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO customer (name, order_count) VALUES ('a', 1), ('b', 2)"))
+        connection.execute(text("UPDATE alembic_version SET version_num = 'elsewhere'"))
+    engine.dispose()
+    databases.drop_all()
+    assert head_template.spares[-1] == copy  # given back
+
+    again = databases.copy_of(head_template)
+    assert again == copy and picture(again) == expected
+    engine = make_engine(again)
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM customer")).scalar() == 0
+        connection.execute(text("INSERT INTO customer (name) VALUES ('c')"))
+        assert connection.execute(text("SELECT id FROM customer")).scalar() == 1  # the counter was put back
+        connection.exec_driver_sql("ALTER TABLE customer ADD COLUMN later INTEGER")
+    engine.dispose()
+    databases.drop_all()
+    assert copy not in head_template.spares  # its schema changed: dropped
+    admin = make_engine(head_template.url)
+    with admin.connect() as connection:
+        gone = "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name"
+        assert connection.execute(text(gone), {"name": copy.database}).scalar() == 0
+    admin.dispose()
+
+
+def version(url: URL) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    finally:
+        engine.dispose()
+
+
+def test_create_db_again_in_one_process_stamps_the_head_of_the_history_as_it_is_now(project_copy: Path, new_database):
+    def config_for(url: URL) -> Config:
+        config = Config(project_copy / "alembic.ini")
+        config.attributes["database_url"] = url
+        config.attributes["configure_logger"] = False
+        return config
+
+    first, second, third = new_database(), new_database(), new_database()
+    create_db(config_for(first))
+    written = command.revision(config_for(first), message="added later", rev_id="feedfacecafe")
+    create_db(config_for(second))
+    Path(written.path).unlink()
+    create_db(config_for(third))
+    assert version(second) == ["feedfacecafe"]
+    assert version(first) == version(third) != ["feedfacecafe"]
