@@ -23,6 +23,7 @@ from alembic.util import coerce_resource_to_filename
 from sqlalchemy import Connection
 
 Files = tuple[tuple[str, int, int], ...]  # (path, size, modification time in ns) of every file
+KEPT = 4  # script directories kept (tests may copy migrations/ to many places)
 _loaded: dict[tuple, tuple[Files, ScriptDirectory]] = {}
 
 
@@ -48,17 +49,23 @@ def script_directory(config: Config) -> ScriptDirectory:
     loaded = _loaded.get(key)
     if loaded is not None and loaded[0] == files:
         return loaded[1]
+    _loaded.pop(key, None)
     _loaded[key] = (files, script)
+    while len(_loaded) > KEPT:
+        del _loaded[next(iter(_loaded))]  # the least recently loaded
     return script
 
 
 def version_files(script: ScriptDirectory) -> Files:
-    """Every file under the version locations, subfolders and __pycache__ included (more than
-    Alembic reads, never less)."""
+    """Every file under the version locations, in subfolders too (more than Alembic reads,
+    never less). __pycache__ only with ``sourceless``: otherwise Alembic reads the sources,
+    and Python uses a cached .pyc only while its source is unchanged."""
     locations = script.version_locations or [str(Path(script.dir, "versions"))]
     found = []
     for location in locations:
-        for folder, _, names in os.walk(coerce_resource_to_filename(location)):
+        for folder, subfolders, names in os.walk(coerce_resource_to_filename(location)):
+            if not script.sourceless and "__pycache__" in subfolders:
+                subfolders.remove("__pycache__")
             for name in names:
                 path = os.path.join(folder, name)
                 stat = os.stat(path)
