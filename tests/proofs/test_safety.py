@@ -12,11 +12,13 @@ import importlib.util
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -146,7 +148,7 @@ def test_eight_concurrent_upgrades_apply_every_migration_exactly_once(database_u
     """Eight replicas deploying at once: one migrates, the others wait, then find nothing to do.
 
     PostgreSQL and MariaDB serialize on the migration lock (migrations/lock.py); SQLite on
-    the BEGIN IMMEDIATE that opens its one-transaction run (busy timeout: 5 s).
+    the BEGIN IMMEDIATE that opens its one-transaction run (busy timeout: the lock timeout).
     """
     env = environment(database_url)
     processes = [
@@ -177,21 +179,89 @@ def test_eight_concurrent_upgrades_apply_every_migration_exactly_once(database_u
 # --- 2. lock timeout -------------------------------------------------------------------
 
 
-def test_a_held_migration_lock_makes_upgrade_give_up_cleanly(database_url, dialect):
-    if dialect == "sqlite":
-        pytest.skip("SQLite has no migration lock to hold: its BEGIN IMMEDIATE write lock takes that place")
-    engine = make_engine(database_url)
+@contextmanager
+def holding_the_migration_lock(url: URL) -> Iterator[None]:
+    """Hold the migration lock of url's database as another run would: on SQLite, its write lock."""
+    if url.get_backend_name() == "sqlite":
+        holder = sqlite3.connect(url.database, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            holder.close()  # and with it the lock
+        return
+    engine = make_engine(url)
     try:
         with engine.connect() as connection, migration_lock(connection, timeout=5):
-            result = run_in_project(
-                database_url, "-m", "alembic", "upgrade", "head", MIGRATION_LOCK_TIMEOUT="1", cwd=PROJECT
-            )
+            yield
     finally:
         engine.dispose()
-    assert result.returncode != 0
-    assert "waiting for the migration lock" in output(result)
-    assert "Traceback" not in output(result)
+
+
+def opened(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has the file open (Linux): a SQLite run that got this far
+    next begins its transaction, and so waits for the lock."""
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            if Path(os.readlink(fd)) == path.resolve():
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+def start_waiting(url: URL, args: list[str], log: Path, **env: str) -> subprocess.Popen:
+    """Start ``python *args`` on url; on SQLite, return once it has the database open."""
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, *args], cwd=PROJECT, env=environment(url, **env), stdout=sink, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + TIMEOUT
+    while url.get_backend_name() == "sqlite" and not opened(process.pid, Path(url.database)):
+        if process.poll() is not None:
+            break  # it gave up already, or failed: the caller's assertions say which
+        assert time.monotonic() < deadline, f"it never opened the database:\n{log.read_text()}"
+        time.sleep(0.02)
+    return process
+
+
+LOCKED_COMMANDS = [
+    pytest.param(["-m", "alembic", "upgrade", "head"], id="upgrade"),
+    pytest.param(["create_db.py"], id="create_db"),
+]
+
+
+@pytest.mark.parametrize("args", LOCKED_COMMANDS)
+def test_a_held_migration_lock_makes_a_run_give_up_cleanly_after_the_timeout(database_url, dialect, args, tmp_path):
+    """migration_lock_timeout shorter than pysqlite's own 5 s is honoured on SQLite too."""
+    log = tmp_path / "run.log"
+    with holding_the_migration_lock(database_url):
+        process = start_waiting(database_url, args, log, MIGRATION_LOCK_TIMEOUT="1")
+        started = time.monotonic()
+        process.wait(timeout=TIMEOUT)
+        waited = time.monotonic() - started
+    out = log.read_text()
+    assert process.returncode != 0
+    said = [line for line in out.splitlines() if "waiting for the migration lock" in line]
+    assert len(said) == 1 and "gave up after 1 s waiting for the migration lock on" in said[0], out
+    assert "Traceback" not in out
     assert "customer" not in tables(database_url)
+    if dialect == "sqlite":  # from opening the database to giving up: 1 s, not the driver's 5 s
+        assert waited < 4.5, f"waited {waited:.1f} s"
+
+
+@pytest.mark.parametrize("args", LOCKED_COMMANDS)
+def test_sqlite_waits_for_the_lock_as_long_as_the_timeout_not_the_drivers_5_s(database_url, dialect, args, tmp_path):
+    if dialect != "sqlite":
+        pytest.skip("the servers' lock wait is lock.py's own: the test above")
+    log = tmp_path / "run.log"
+    with holding_the_migration_lock(database_url):
+        process = start_waiting(database_url, args, log, MIGRATION_LOCK_TIMEOUT="60")
+        time.sleep(8)  # longer than pysqlite's 5 s
+        assert process.poll() is None, f"it did not wait while the lock was held:\n{log.read_text()}"
+    process.wait(timeout=TIMEOUT)
+    assert process.returncode == 0, log.read_text()
+    assert versions(database_url) == [HEAD]
 
 
 # --- 3. a failing revision -------------------------------------------------------------

@@ -8,14 +8,16 @@ nothing left to do, instead of colliding with "already exists" errors.
   before the caller commits, so such a caller should hold ``migration_lock`` around its
   transaction itself (create_db.py does; the lock can be taken again on the same session).
 - SQLite: the run is one ``BEGIN IMMEDIATE`` transaction (see env.py and settings.py),
-  which takes the write lock before the version is read; nothing to do here.
+  which takes the write lock before the version is read. Here the driver's busy timeout
+  (pysqlite's default: 5 s) is set to ours, for as long as the lock is held.
 
 SQLAlchemy 2.x autobegins: a query run before ``context.configure()`` would leave a
 transaction open, Alembic would treat it as the caller's and never commit. So the lock
 queries end their own transaction, unless the caller's transaction was already there.
 
 The wait is ``migration_lock_timeout`` seconds (alembic.ini, or the
-``MIGRATION_LOCK_TIMEOUT`` environment variable); then a one-line error, nothing applied.
+``MIGRATION_LOCK_TIMEOUT`` environment variable); then a one-line error, nothing applied,
+on every database (``gave_up``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from contextlib import contextmanager
 
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import Connection, text
+from sqlalchemy import URL, Connection, text
 
 DEFAULT_TIMEOUT = 60.0
 POLL_SECONDS = 0.1
@@ -42,10 +44,28 @@ def lock_timeout(config: Config) -> float:
         raise CommandError(f"migration_lock_timeout = {raw!r}: expected a number of seconds.") from None
 
 
+class LockTimeout(CommandError):
+    """The migration lock was not had within the timeout; nothing was done."""
+
+
+def gave_up(url: URL, timeout: float) -> LockTimeout:
+    """The error for a migration lock that was not had within the timeout."""
+    sqlite = url.get_backend_name() == "sqlite"
+    holder = "another migration or write is running" if sqlite else "another migration is running"
+    return LockTimeout(
+        f"gave up after {timeout:g} s waiting for the migration lock on {url.render_as_string(hide_password=True)}: "
+        f"{holder}. Retry when it is done, or raise migration_lock_timeout in alembic.ini."
+    )
+
+
 @contextmanager
 def migration_lock(connection: Connection, timeout: float, version_table: str = "alembic_version") -> Iterator[None]:
     """Hold the migration lock for this database around the block."""
     dialect = connection.dialect.name
+    if dialect == "sqlite":
+        with sqlite_busy_timeout(connection, timeout):
+            yield
+        return
     if dialect not in ("postgresql", "mysql", "mariadb"):
         yield
         return
@@ -74,11 +94,7 @@ def migration_lock(connection: Connection, timeout: float, version_table: str = 
     deadline = time.monotonic() + timeout
     while not ask(take, **params):
         if time.monotonic() >= deadline:
-            where = connection.engine.url.render_as_string(hide_password=True)
-            raise CommandError(
-                f"gave up after {timeout:g} s waiting for the migration lock on {where}: another "
-                "migration is running. Retry when it is done, or raise migration_lock_timeout in alembic.ini."
-            )
+            raise gave_up(connection.engine.url, timeout)
         time.sleep(POLL_SECONDS)
     try:
         yield
@@ -87,3 +103,17 @@ def migration_lock(connection: Connection, timeout: float, version_table: str = 
             if not external and connection.in_transaction():
                 connection.rollback()  # whatever a failed or read-only run left open
             ask(release, **params)
+
+
+@contextmanager
+def sqlite_busy_timeout(connection: Connection, timeout: float) -> Iterator[None]:
+    """SQLite waits for a write lock as long as its busy timeout: ours, around the block.
+    Set on the driver's connection, so no transaction is begun (see above)."""
+    raw = connection.connection.driver_connection
+    before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute(f"PRAGMA busy_timeout = {max(0, round(timeout * 1000))}")
+    try:
+        yield
+    finally:
+        if not (connection.closed or connection.invalidated):
+            raw.execute(f"PRAGMA busy_timeout = {before}")

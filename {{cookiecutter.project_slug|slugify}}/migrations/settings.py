@@ -23,7 +23,9 @@ from functools import reduce
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, make_url, pool
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from migrations.lock import gave_up
 
 
 def database_url(config: Config) -> URL:
@@ -83,7 +85,15 @@ def _no_driver_transactions(dbapi_connection, _record) -> None:
 
 
 def _begin_immediate(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as error:
+        if "database is locked" not in str(error.orig):
+            raise
+        # The write lock is SQLite's migration lock: it was not had within the busy timeout,
+        # which migrations/lock.py sets to migration_lock_timeout.
+        waited = connection.connection.driver_connection.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+        raise gave_up(connection.engine.url, waited) from None
 
 
 def transactional_sqlite(connection: Connection) -> bool:
