@@ -7,31 +7,52 @@
 Creates every table of the target MetaData with ``create_all()``, then the views,
 functions and triggers declared on it (migrations/replaceable.py), and records the head
 revision in ``alembic_version``, in one transaction (the shared-connection recipe), so
-a new database never replays the whole history. MariaDB commits DDL as it goes: there, a
-failed build removes what it created. A PostgreSQL or MariaDB database that
-does not exist yet is created first. A database that already has tables, views or a
-version row is refused, and nothing in it is touched: use ``alembic upgrade head`` there.
+a new database never replays the whole history. A PostgreSQL or MariaDB database that
+does not exist yet is created first. The migration lock is held throughout.
+
+It refuses, changing nothing, a database that already has tables, views or a version
+row (use ``alembic upgrade head`` there), or on MariaDB a function or procedure it
+would create. A failed build leaves nothing: PostgreSQL and SQLite roll it back;
+MariaDB commits DDL as it goes, so there the table ``create_db_in_progress`` lists what
+the build will make until it is stamped, a failed build removes exactly that, and after
+a kill ``python create_db.py`` again removes the killed run's leftovers (empty tables
+only) and builds. A database this run created is dropped after a failure only if no
+one else is using it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Connection, create_mock_engine, inspect, text
+from sqlalchemy import URL, Column, Connection, MetaData, String, Table, create_mock_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from migrations.failures import describe
-from migrations.lock import lock_timeout, migration_lock
-from migrations.replaceable import create_declared_objects, declared_objects, execute
+from migrations.lock import LockTimeout, lock_timeout, migration_lock
+from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, make_engine, server_url, target_metadata
 from migrations.stamp import stamp_head
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
+VERSION_TABLE = "alembic_version"
+NON_TRANSACTIONAL_DDL = ("mysql", "mariadb")  # MariaDB/MySQL commit each DDL statement
+# MariaDB: what a build will make, written before its first DDL and dropped with its stamp.
+IN_PROGRESS = Table(
+    "create_db_in_progress",
+    MetaData(),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+)
+
+
+class Refused(CommandError):
+    """create_db.py will not build here, and changed nothing."""
 
 
 def create_db(config: Config, url: URL | str | None = None) -> str:
@@ -40,74 +61,279 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
         config.attributes["database_url"] = url
     url = database_url(config)
     metadata = target_metadata(config)
+    timeout = lock_timeout(config)
+    planned = plan(metadata)
     created_database = ensure_database_exists(url)
-    engine = make_engine(url)
+    failure = None
     # The migration lock, as `alembic upgrade` takes it, for the whole build: on MariaDB it
     # must outlast the transaction, which would otherwise end after the lock is let go.
-    try:
-        with engine.connect() as connection, migration_lock(connection, lock_timeout(config)):
-            with connection.begin():
-                refuse_if_not_empty(connection, url)  # before anything is built, and outside the undo
-            try:
-                with connection.begin():
-                    metadata.create_all(connection)
-                    objects = create_declared_objects(connection, metadata)  # views, functions: after the tables
-                    stamp_head(config, connection)  # through env.py; the history is read once per process
-                    head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-            except Exception:
-                if not created_database:
-                    undo_partial_build(engine, metadata)
-                raise
-    except Exception:
-        if created_database:  # ours, and now closed: drop it whole
-            drop_database(url)
-        raise
-    tables = ", ".join([*metadata.tables, *(obj.name.partition("(")[0] for obj in objects)]) or "nothing"
+    # A lock timeout or a refusal leaves the database as it is, even one created above:
+    # another run may have built it meanwhile.
+    with make_engine(url).connect() as connection, migration_lock(connection, timeout):
+        finished = finish_killed_build(connection, url)
+        if finished:
+            return finished
+        try:
+            head = build(connection, config, metadata, url, planned)
+        except (Refused, LockTimeout):  # SQLite's lock is taken in the build's transaction
+            raise
+        except Exception as error:
+            failure, left = error, clean_up_failed_build(connection, url, planned, created_database)
+    if failure is not None:
+        if left == DROP_WHEN_CLOSED:  # PostgreSQL: now that our session is gone
+            left = drop_unused_database(url)
+        if isinstance(failure, (DBAPIError, CommandError)):
+            raise build_failed(url, failure, left) from failure
+        raise failure
     where = url.render_as_string(hide_password=True)
-    return f"{'Created database and built' if created_database else 'Built'} {where}: {tables}; stamped at head {head}."
+    built = "Created database and built" if created_database else "Built"
+    return f"{built} {where}: {summary(planned)}; stamped at head {head}."
 
 
-def undo_partial_build(engine, metadata) -> None:
-    """After a failed build where DDL cannot be rolled back (MariaDB), remove the tables and
-    objects it made, so a fixed create_db.py can run again (the database was empty:
-    refuse_if_not_empty checked). PostgreSQL and SQLite rolled the whole build back."""
-    if engine.dialect.name not in ("mysql", "mariadb"):
-        return
-    with engine.connect() as connection:
-        for obj in reversed(declared_objects(metadata)):
-            try:
-                execute(connection, obj.kind.drop(obj, connection.dialect.name))
-            except DBAPIError:
-                pass  # it was never created
-        metadata.drop_all(connection)
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        connection.commit()
+def build(connection: Connection, config: Config, metadata: MetaData, url: URL, planned: list) -> str:
+    """Refuse a database that is not empty; else create_all, the declared objects and the
+    stamp, in one transaction. Returns the head.
+
+    On SQLite, whose migration lock is the BEGIN IMMEDIATE write lock, the check is in the
+    build's transaction. MariaDB commits the plan (IN_PROGRESS) after the check, before the
+    first DDL, and drops it after the stamp: a rerun after a kill knows what is its own."""
+    marked = connection.dialect.name in NON_TRANSACTIONAL_DDL
+    if marked:
+        with connection.begin():
+            refuse_if_not_empty(connection, url, metadata)
+            IN_PROGRESS.create(connection)
+            connection.execute(IN_PROGRESS.insert(), [{"kind": kind, "name": name} for kind, name in planned])
+    with connection.begin():
+        if not marked:
+            refuse_if_not_empty(connection, url, metadata)
+        metadata.create_all(connection, checkfirst=False)  # the database was found empty
+        create_declared_objects(connection, metadata)  # views, functions: after the tables
+        stamp_head(config, connection)  # through env.py; the history is read once per process
+        head = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
+    if marked:
+        with connection.begin():
+            IN_PROGRESS.drop(connection)
+    return head
 
 
-def drop_database(url: URL) -> None:
-    """Drop a PostgreSQL/MariaDB database, if it is there: one this run created (and the tests' own)."""
-    admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        name = connection.dialect.identifier_preparer.quote(url.database)
-        force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-    admin.dispose()
+def plan(metadata: MetaData) -> list[tuple[str, str]]:
+    """(kind, name) of everything a build makes: tables, declared objects, the version table."""
+    tables = [("table", table.fullname) for table in metadata.sorted_tables]
+    objects = [(obj.kind.label, base_name(obj.name)) for obj in declared_objects(metadata)]
+    return [*tables, *objects, ("table", VERSION_TABLE)]
 
 
-def refuse_if_not_empty(connection: Connection, url: URL) -> None:
+def summary(planned: list[tuple[str, str]]) -> str:
+    """Counts, not names (a big schema has hundreds): "1 table, 1 view, 1 function"."""
+    counts = Counter(kind for kind, name in planned if name != VERSION_TABLE)
+    order = ["table", "view", "materialized view", "function", "procedure", "trigger"]
+    shown = [f"{counts[kind]} {kind}{'s' if counts[kind] != 1 else ''}" for kind in order if counts[kind]]
+    return ", ".join(shown) or "nothing"
+
+
+# --- Refusing: before anything is built -------------------------------------------------
+
+
+def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) -> None:
+    """Refuse, changing nothing, a database with tables or views, or on MariaDB a routine
+    the build would create (its undo must only ever meet what the build made)."""
+    where = url.render_as_string(hide_password=True)
     inspector = inspect(connection)
     found = sorted(inspector.get_table_names()) + sorted(inspector.get_view_names())
+    if connection.dialect.name == "postgresql":
+        found += sorted(inspector.get_materialized_view_names())
+    stamped = VERSION_TABLE in found and connection.execute(text(f"SELECT 1 FROM {VERSION_TABLE}")).first()
+    clashes = existing_routines(connection, metadata)
     if found:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-        raise CommandError(
-            f"{url.render_as_string(hide_password=True)} is not empty ({shown}): create_db.py "
-            "only builds new databases and changed nothing; run `alembic upgrade head` instead."
+        advice = (
+            "run `alembic upgrade head` instead"
+            if stamped
+            else "it has no version row, so `alembic upgrade head` would collide with its tables: if they "
+            "already match the models, run `alembic stamp head`; otherwise empty it (or use another "
+            "database) and run create_db.py again"
+        )
+        raise Refused(
+            f"{where} is not empty ({shown}): create_db.py only builds new databases and changed nothing; {advice}."
+        )
+    if clashes:
+        raise Refused(
+            f"{where} already has {', '.join(clashes)}, which create_db.py would create: it changed "
+            "nothing; drop or rename that, or use another database, and run create_db.py again."
         )
 
 
+def existing_routines(connection: Connection, metadata: MetaData) -> list[str]:
+    """MariaDB: the declared functions and procedures already in the database, as
+    "function name". (PostgreSQL's have overloads: a clash fails there and rolls back.)"""
+    if connection.dialect.name not in NON_TRANSACTIONAL_DDL:
+        return []
+    wanted = {(obj.kind.label, base_name(obj.name).lower()) for obj in declared_objects(metadata)}
+    found = objects_in_database(connection)
+    return sorted(f"{kind} {name}" for kind, name in found if (kind, name.lower()) in wanted)
+
+
+# --- MariaDB: the build's leftovers, after a failure or a kill ---------------------------
+
+MARIADB_OBJECTS = """
+    SELECT 'table', TABLE_NAME FROM information_schema.TABLES
+    WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
+    UNION ALL
+    SELECT 'view', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()
+    UNION ALL
+    SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()
+    UNION ALL
+    SELECT 'trigger', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()
+"""
+
+
+def objects_in_database(connection: Connection) -> list[tuple[str, str]]:
+    """MariaDB: (kind, name) of every table, view, routine and trigger of the database."""
+    return [(kind, name) for kind, name in connection.execute(text(MARIADB_OBJECTS))]
+
+
+def finish_killed_build(connection: Connection, url: URL) -> str | None:
+    """MariaDB: the marker of a build that was killed (or whose undo failed) is here. Its
+    leftovers are its own: remove them, then build as usual (None); or if it got as far as
+    its stamp, just remove the marker (and say so)."""
+    if connection.dialect.name not in NON_TRANSACTIONAL_DDL:
+        return None
+    with connection.begin():
+        if not inspect(connection).has_table(IN_PROGRESS.name):
+            return None
+        planned = [(kind, name) for kind, name in connection.execute(IN_PROGRESS.select())]
+        stamped = (
+            inspect(connection).has_table(VERSION_TABLE)
+            and connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
+        )
+    if stamped:  # the build was complete: its stamp commits after the last DDL
+        with connection.begin():
+            IN_PROGRESS.drop(connection)
+        where = url.render_as_string(hide_password=True)
+        return f"{where} was built and stamped at head {stamped[0]} by an interrupted create_db.py; removed its marker."
+    remove_leftovers(connection, url, planned)
+    return None
+
+
+def remove_leftovers(connection: Connection, url: URL, planned: list[tuple[str, str]]) -> None:
+    """Drop the planned objects that exist, then the marker: only objects named in the plan,
+    all absent before the build began (refuse_if_not_empty), and only empty tables. If one
+    has rows, nothing is dropped."""
+    wanted = {(kind, name if kind == "table" else name.lower()) for kind, name in planned}
+    with connection.begin():
+        found = objects_in_database(connection)
+        ours = [(kind, name) for kind, name in found if (kind, name if kind == "table" else name.lower()) in wanted]
+        tables = [name for kind, name in ours if kind == "table"]
+        used = tables_with_rows(connection, tables)
+    if used:
+        raise CommandError(
+            f"{url.render_as_string(hide_password=True)} holds an unfinished create_db.py build (listed in "
+            f"{IN_PROGRESS.name}), and {', '.join(used)} {'has' if len(used) == 1 else 'have'} rows since: "
+            "create_db.py removes only empty tables and changed nothing. Keep those rows elsewhere and "
+            "empty the table(s), then run create_db.py again."
+        )
+    quote = connection.dialect.identifier_preparer.quote
+    order = ["trigger", "view", "function", "procedure"]
+    with connection.begin():
+        for kind, name in sorted((entry for entry in ours if entry[0] != "table"), key=lambda e: order.index(e[0])):
+            execute(connection, f"DROP {kind.upper()} IF EXISTS {quote(name)}")
+        if tables:  # ours alone, so their foreign keys to each other need no order
+            connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+            try:
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(map(quote, tables))}")
+            finally:
+                connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+        IN_PROGRESS.drop(connection, checkfirst=True)
+
+
+def tables_with_rows(connection: Connection, tables: list[str]) -> list[str]:
+    """Which of these tables have a row: one query for all of them."""
+    if not tables:
+        return []
+    quote = connection.dialect.identifier_preparer.quote
+    query = " UNION ALL ".join(
+        f"SELECT {index} FROM DUAL WHERE EXISTS (SELECT 1 FROM {quote(name)})" for index, name in enumerate(tables)
+    )
+    return [tables[index] for (index,) in connection.exec_driver_sql(query)]
+
+
+# --- After a failed build ----------------------------------------------------------------
+
+NOTHING_LEFT = "nothing was left behind"
+DROP_WHEN_CLOSED = "drop when closed"
+
+
+def clean_up_failed_build(connection: Connection, url: URL, planned: list[tuple[str, str]], created: bool) -> str:
+    """Still under the lock: undo what this build made (MariaDB; the others rolled it back),
+    and drop the database if this run created it and no one else can have used it.
+    Returns what was left, for the error message."""
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        if connection.dialect.name in NON_TRANSACTIONAL_DDL:
+            remove_leftovers(connection, url, planned)
+    except Exception as error:  # the marker stays: a rerun finishes the job
+        return (
+            f"its leftovers could not be removed ({describe(error)}): they are listed in "
+            f"{IN_PROGRESS.name}; run create_db.py again to remove them and build"
+        )
+    if not created:
+        return NOTHING_LEFT
+    reason = why_not_ours_alone(connection)
+    if reason:
+        return f"{NOTHING_LEFT} except the database it created, kept because {reason}"
+    if connection.dialect.name == "postgresql":
+        return DROP_WHEN_CLOSED  # DROP DATABASE needs every session gone, ours included
+    connection.exec_driver_sql(f"DROP DATABASE {connection.dialect.identifier_preparer.quote(url.database)}")
+    return f"{NOTHING_LEFT}: the database it created was dropped"  # MariaDB: GET_LOCK is server-wide, still ours
+
+
+def why_not_ours_alone(connection: Connection) -> str | None:
+    """Why the database this run created may have been used by others, or None."""
+    if connection.dialect.name == "postgresql":
+        others = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+    else:
+        others = "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+    with connection.begin():
+        sessions = connection.execute(text(others)).scalar_one()
+        inspector = inspect(connection)
+        found = inspector.get_table_names() + inspector.get_view_names()
+        if connection.dialect.name in NON_TRANSACTIONAL_DDL:
+            found += [name for kind, name in objects_in_database(connection) if kind in ("function", "procedure")]
+    if sessions:
+        return f"{sessions} other session{' is' if sessions == 1 else 's are'} connected to it"
+    if found:
+        return f"it is not empty ({', '.join(sorted(found)[:5])})"
+    return None
+
+
+def drop_unused_database(url: URL) -> str:
+    """PostgreSQL: a plain DROP DATABASE, which fails if anyone else is connected."""
+    admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE {connection.dialect.identifier_preparer.quote(url.database)}")
+    except DBAPIError as error:
+        return f"{NOTHING_LEFT} except the database it created, kept because DROP DATABASE said: {describe(error)}"
+    finally:
+        admin.dispose()
+    return f"{NOTHING_LEFT}: the database it created was dropped"
+
+
+def build_failed(url: URL, error: BaseException, left: str) -> CommandError:
+    where = url.render_as_string(hide_password=True)
+    return CommandError(f"building {where} failed: {describe(error)}; {left}.")
+
+
+# --- A missing database -------------------------------------------------------------------
+
+
 def ensure_database_exists(url: URL) -> bool:
-    """Create a missing PostgreSQL/MariaDB database; True when one was created."""
-    if url.get_backend_name() not in ("postgresql", "mysql", "mariadb") or not url.database:
+    """Create a missing PostgreSQL/MariaDB database; True when this call created it."""
+    if url.get_backend_name() not in ("postgresql", *NON_TRANSACTIONAL_DDL) or not url.database:
         return False
     try:
         make_engine(url).connect().close()
@@ -115,10 +341,15 @@ def ensure_database_exists(url: URL) -> bool:
     except OperationalError:
         engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
-            preparer = connection.dialect.identifier_preparer
             if database_exists(connection, url.database):
                 raise  # it exists: the error was something else (credentials, permissions)
-            connection.exec_driver_sql(f"CREATE DATABASE {preparer.quote(url.database)}")
+            name = connection.dialect.identifier_preparer.quote(url.database)
+            try:
+                connection.exec_driver_sql(f"CREATE DATABASE {name}")
+            except DBAPIError:
+                if database_exists(connection, url.database):
+                    return False  # another run created it just now: not ours
+                raise
         return True
 
 
@@ -128,6 +359,9 @@ def database_exists(connection: Connection, name: str) -> bool:
     else:
         query = text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name")
     return connection.execute(query, {"name": name}).first() is not None
+
+
+# --- --sql and the command line -------------------------------------------------------------
 
 
 def print_sql(config: Config, url: URL | str | None = None) -> None:
@@ -144,7 +378,7 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
     metadata.create_all(mock, checkfirst=False)
     for obj in declared_objects(metadata):
         statement = obj.kind.create(obj)
-        if mock.dialect.name in ("mysql", "mariadb") and ";" in statement:  # see replaceable.execute
+        if mock.dialect.name in NON_TRANSACTIONAL_DDL and ";" in statement:  # see replaceable.execute
             print(f"DELIMITER //\n{statement}\n//\nDELIMITER ;\n")
         else:
             print(f"{statement};\n")
@@ -166,9 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"create_db.py: error: {error}", file=sys.stderr)
         return 1
-    except DBAPIError as error:  # cannot connect, may not create the database, bad SQL, ...
+    except DBAPIError as error:  # cannot connect, may not create the database, ...: before any build
         where = database_url(config).render_as_string(hide_password=True)
-        print(f"create_db.py: error: {describe(error)} (on {where}; nothing was left behind)", file=sys.stderr)
+        print(f"create_db.py: error: {describe(error)} (on {where}; nothing was built)", file=sys.stderr)
         return 1
     return 0
 
