@@ -23,6 +23,7 @@ one else is using it.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections import Counter
 from pathlib import Path
@@ -408,4 +409,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # A short run that frees little: the cyclic garbage collector's passes over every model
+    # and revision object would only add time (a sixth of the CPU time for 300 tables).
+    gc.disable()
     sys.exit(main())
