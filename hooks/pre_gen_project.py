@@ -15,12 +15,11 @@ import json
 import keyword
 import re
 import sys
+from collections.abc import Mapping
 
 DATABASES = ("sqlite", "postgresql", "mysql")
 RESERVED_PACKAGES = {"migrations", "tests", "alembic", "sqlalchemy", "create_db"}
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
-METADATA_PATH = re.compile(rf"({DOTTED}):({DOTTED})")
 
 
 def check_project_name(name: str) -> str | None:
@@ -56,25 +55,31 @@ def check_database(database: str) -> str | None:
     return None
 
 
-def check_target_metadata(path: str) -> str | None:
-    match = METADATA_PATH.fullmatch(path)
-    words = re.split(r"[.:]", path)
-    if not match or any(keyword.iskeyword(word) for word in words):
+def rendered_metadata_paths(package: str) -> tuple[str, ...]:
+    """The target_metadata answers that name what the template renders: <package>/models.py."""
+    return tuple(f"{package}.models:{attribute}" for attribute in ("metadata", "Base", "Base.metadata"))
+
+
+def check_target_metadata(path: str, package: str) -> str | None:
+    choices = rendered_metadata_paths(package)
+    if path not in choices:
         return (
-            f"target_metadata {path!r} is not a 'module:attribute' path: "
-            "use e.g. 'my_project.models:metadata' or 'app.db:Base.metadata'."
+            f"target_metadata {path!r} is not in the models this template renders: answer "
+            f"{' or '.join(repr(choice) for choice in choices)}, then point target_metadata in "
+            "alembic.ini at your own module (README: 'Copy into an existing repository')."
         )
     return None
 
 
-def errors(answers: dict[str, str]) -> list[str]:
-    """Every problem with the answers, in prompt order."""
+def errors(answers: Mapping[str, str]) -> list[str]:
+    """Every problem with the answers, in prompt order (target_metadata's only with a sound package_name)."""
+    package_error = check_package_name(answers["package_name"])
     found = [
         check_project_name(answers["project_name"]),
         check_slug(answers["project_slug"]),
-        check_package_name(answers["package_name"]),
+        package_error,
         check_database(answers["database"]),
-        check_target_metadata(answers["target_metadata"]),
+        None if package_error else check_target_metadata(answers["target_metadata"], answers["package_name"]),
     ]
     return [error for error in found if error]
 

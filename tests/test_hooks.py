@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,11 @@ GOOD = {
     [
         {"project_slug": "shop"},
         {"project_slug": "shop-api-2"},
-        {"package_name": "shop_core"},
+        {"package_name": "shop_core", "target_metadata": "shop_core.models:metadata"},
         {"database": "postgresql"},
         {"database": "mysql"},
-        {"target_metadata": "app.db:Base.metadata"},
-        {"target_metadata": "models:metadata"},
+        {"target_metadata": "my_project.models:Base"},
+        {"target_metadata": "my_project.models:Base.metadata"},
     ],
 )
 def test_good_answers_pass(answer):
@@ -55,15 +56,29 @@ def test_good_answers_pass(answer):
         ({"package_name": "migrations"}, "would shadow"),
         ({"package_name": "json"}, "would shadow"),
         ({"database": "oracle"}, "not supported"),
-        ({"target_metadata": "my_project.models"}, "not a 'module:attribute' path"),
-        ({"target_metadata": "my_project.models:"}, "not a 'module:attribute' path"),
-        ({"target_metadata": "my project:metadata"}, "not a 'module:attribute' path"),
-        ({"target_metadata": "class.models:metadata"}, "not a 'module:attribute' path"),
+        ({"target_metadata": "my_project.models"}, "not in the models this template renders"),
+        ({"target_metadata": "my_project.models:"}, "not in the models this template renders"),
+        ({"target_metadata": "my project:metadata"}, "not in the models this template renders"),
+        ({"target_metadata": "class.models:metadata"}, "not in the models this template renders"),
+        ({"target_metadata": "models:metadata"}, "not in the models this template renders"),
     ],
 )
 def test_bad_answers_are_named(answer, message):
     errors = hook.errors({**GOOD, **answer})
     assert len(errors) == 1 and message in errors[0]
+
+
+def test_target_metadata_outside_the_rendered_models_is_refused_with_the_way_to_use_it():
+    # It baked, then create_db.py failed: "cannot import 'shop.db'".
+    [error] = hook.errors({**GOOD, "target_metadata": "shop.db:Base.metadata"})
+    assert "'my_project.models:metadata' or 'my_project.models:Base' or 'my_project.models:Base.metadata'" in error
+    assert "point target_metadata in alembic.ini at your own module" in error
+
+
+def test_every_prompt_reads_as_a_question():
+    prompts = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__prompts__"]
+    texts = [value["__prompt__"] if isinstance(value, dict) else value for value in prompts.values()]
+    assert all(text.endswith("?") and "{" not in text for text in texts), texts
 
 
 @pytest.mark.parametrize(
@@ -73,7 +88,7 @@ def test_bad_answers_are_named(answer, message):
         ("project_slug=my project", "ERROR: project_slug 'my project' is not a valid folder name"),
         ("project_slug=a/b", "ERROR: project_slug 'a/b' is not a valid folder name"),
         ("package_name=class", "ERROR: package_name 'class' is a Python keyword"),
-        ("target_metadata=models", "ERROR: target_metadata 'models' is not a 'module:attribute' path"),
+        ("target_metadata=shop.db:Base.metadata", "ERROR: target_metadata 'shop.db:Base.metadata' is not in the"),
         ("database=oracle", "oracle provided for choice variable database"),  # cookiecutter's own check
     ],
 )
