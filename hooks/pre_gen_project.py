@@ -1,12 +1,18 @@
 """Validate the answers before anything is rendered.
 
-The project folder name is the slug through the slugify filter: a valid slug is
-unchanged by slugify, and a bad one (``a/b``) makes a single folder that cookiecutter
-removes when this hook fails, instead of nested folders it would leave behind.
+The checks are plain functions (``errors(answers)`` runs them all) so the template's
+tests can import and call them. They run twice, both without side effects:
 
-Prints one ``ERROR: ...`` line and exits 1 on a bad answer; cookiecutter then
-removes the half-made project folder. No side effects: cruft re-runs this hook.
-The checks are plain functions so the template's tests can import and call them.
+- in cookiecutter's own process, as it finishes the answers: cookiecutter.json's
+  ``__check_answers`` goes through the ``check_answers`` filter of ``AnswersCheck``
+  (a local Jinja extension, ``_extensions``), which raises ``FailedHookException``;
+  cookiecutter's command line prints that as one line and exits 1, before it makes
+  the project folder or the replay file. A failing hook script cannot do that: its
+  exit status makes cookiecutter 2.7 print a traceback after the ERROR line (and a
+  project folder whose name is too long fails before any hook runs);
+- as this pre-generation hook, which cookiecutter runs on every path (``--replay``,
+  cruft): one ``ERROR: ...`` line on stderr, exit 1, and cookiecutter removes the
+  half-made project folder.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import keyword
 import re
 import sys
 from collections.abc import Mapping
+
+from jinja2.ext import Extension
 
 DATABASES = ("sqlite", "postgresql", "mysql")
 RESERVED_PACKAGES = {"migrations", "tests", "alembic", "sqlalchemy", "create_db"}
@@ -82,6 +90,24 @@ def errors(answers: Mapping[str, str]) -> list[str]:
         None if package_error else check_target_metadata(answers["target_metadata"], answers["package_name"]),
     ]
     return [error for error in found if error]
+
+
+def check_answers(answers: Mapping[str, str]) -> str:
+    """The ``check_answers`` filter: raise cookiecutter's FailedHookException on a bad answer."""
+    problems = errors(answers)
+    if problems:
+        from cookiecutter.exceptions import FailedHookException
+
+        raise FailedHookException(f"ERROR: {problems[0]}")
+    return "yes"
+
+
+class AnswersCheck(Extension):
+    """Adds the ``check_answers`` filter to cookiecutter's Jinja environment."""
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.filters["check_answers"] = check_answers
 
 
 def main() -> int:
