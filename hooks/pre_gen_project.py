@@ -21,39 +21,93 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Mapping
 
 from jinja2.ext import Extension
 
 DATABASES = ("sqlite", "postgresql", "mysql")
-RESERVED_PACKAGES = {"migrations", "tests", "alembic", "sqlalchemy", "create_db"}
+# A title on one line: env.py's first docstring line holds it in 68 of ruff's 120 columns.
+MAX_NAME_COLUMNS = 50
+# Folder, distribution and package names; the package also names the database in the
+# default URL, and PostgreSQL and MySQL take 63 and 64 characters. Keep in step with
+# cookiecutter.json's slugify(max_length=63).
+MAX_NAME_LENGTH = 63
+# Names beside the package in the rendered project (compared ignoring case: one folder
+# on macOS and Windows).
+PROJECT_FILES = {"migrations", "tests", "create_db"}
+# What the rendered project installs (its dependencies and dev group, with theirs), is
+# built and rendered by, as import names (and distribution names, dashes for underscores):
+# a package of that name in the project folder shadows it.
+DEPENDENCIES = {
+    *("alembic", "sqlalchemy", "mako", "markupsafe", "typing_extensions", "greenlet", "tomli"),
+    *("psycopg", "psycopg_binary", "psycopg_c", "tzdata", "pymysql"),
+    *("pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments", "exceptiongroup", "colorama"),
+    *("ruff", "pre_commit", "cfgv", "identify", "nodeenv", "yaml", "_yaml", "virtualenv", "distlib", "filelock"),
+    *("platformdirs", "python_discovery", "hatchling", "pathspec", "trove_classifiers", "editables"),
+    *("cookiecutter", "jinja2", "pip", "setuptools", "pkg_resources", "_distutils_hack", "wheel"),
+    *("sitecustomize", "usercustomize", "__main__"),
+}
+# Names Windows gives to devices: no folder may have them.
+WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))}
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+JINJA_MARKERS = ("{" + "{", "{" + "%", "{" + "#")  # written apart: this file is a Jinja template
+
+
+def columns(text: str) -> int:
+    """Terminal columns, at most: East Asian wide and ambiguous characters take two."""
+    return sum(2 if unicodedata.east_asian_width(character) in "WFA" else 1 for character in text)
+
+
+def unwritable(character: str) -> bool:
+    """Control characters, line breaks, lone surrogates, non-characters: TOML, YAML or UTF-8 refuse them."""
+    code = ord(character)
+    noncharacter = 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
+    return noncharacter or unicodedata.category(character) in ("Cc", "Cs", "Zl", "Zp")
 
 
 def check_project_name(name: str) -> str | None:
     if not name.strip():
         return "project_name is empty: give the project a name, e.g. 'My Project'."
-    if any(character in name for character in '"\\\n'):
-        return "project_name may not contain double quotes, backslashes or line breaks."
+    if any(unwritable(character) for character in name):
+        return "project_name may not contain tabs, line breaks, control characters or Unicode non-characters."
+    if any(character in name for character in '"\\'):
+        return "project_name may not contain double quotes or backslashes."
+    if any(marker in name for marker in JINJA_MARKERS):
+        return "project_name may not contain template markers ({ followed by {, % or #)."
+    if name != name.strip():
+        return "project_name may not start or end with spaces."
+    if columns(name) > MAX_NAME_COLUMNS:
+        return f"project_name is longer than {MAX_NAME_COLUMNS} characters: give a shorter title."
     return None
 
 
 def check_slug(slug: str) -> str | None:
+    if len(slug) > MAX_NAME_LENGTH:
+        return f"project_slug is longer than {MAX_NAME_LENGTH} characters: give a shorter one."
     if not SLUG.fullmatch(slug):
         return (
             f"project_slug {slug!r} is not a valid folder name: use lowercase letters, "
             "digits and single dashes, starting with a letter (e.g. 'my-project')."
         )
+    if slug in WINDOWS_DEVICES:
+        return f"project_slug {slug!r} is a device name on Windows: choose another."
+    if slug.replace("-", "_") in DEPENDENCIES:
+        return f"project_slug {slug!r} is the name of one of the project's dependencies: choose another."
     return None
 
 
 def check_package_name(package: str) -> str | None:
+    if len(package) > MAX_NAME_LENGTH:
+        return f"package_name is longer than {MAX_NAME_LENGTH} characters: give a shorter one."
     if not package.isidentifier() or not package.isascii():
         return f"package_name {package!r} is not a Python identifier: use e.g. 'my_project'."
     if keyword.iskeyword(package) or keyword.issoftkeyword(package):
         return f"package_name {package!r} is a Python keyword: choose another name."
-    if package in RESERVED_PACKAGES or package in sys.stdlib_module_names:
+    if package in DEPENDENCIES or package in sys.stdlib_module_names:
         return f"package_name {package!r} would shadow the module of that name: choose another."
+    if package.lower() in PROJECT_FILES or package.lower() in WINDOWS_DEVICES:
+        return f"package_name {package!r} would clash with a file or folder of that name: choose another."
     return None
 
 

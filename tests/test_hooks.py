@@ -30,6 +30,9 @@ GOOD = {
     "database": "sqlite",
     "target_metadata": "my_project.models:metadata",
 }
+# What the rendered project imports, runs with, is built and rendered by (written out here,
+# not taken from the hook): a package of one of these names would shadow it.
+DEPENDENCIES = ["alembic", "sqlalchemy", "mako", "psycopg", "pymysql", "pytest", "cookiecutter", "ruff", "hatchling"]
 VERSION_2_6 = "2.6.0"
 
 
@@ -43,6 +46,10 @@ VERSION_2_6 = "2.6.0"
         {"database": "mysql"},
         {"target_metadata": "my_project.models:Base"},
         {"target_metadata": "my_project.models:Base.metadata"},
+        {"project_name": "Café O'Brien"},
+        {"project_name": "北京 Shop {x}"},
+        {"project_name": "x" * 50},
+        {"project_slug": "a" * 63, "package_name": "b" * 63, "target_metadata": "b" * 63 + ".models:metadata"},
     ],
 )
 def test_good_answers_pass(answer):
@@ -55,13 +62,16 @@ def test_good_answers_pass(answer):
         ({"project_name": "  "}, "project_name is empty"),
         ({"project_name": 'The "Best" Shop'}, "may not contain double quotes"),
         ({"project_name": "Back\\slash"}, "may not contain double quotes"),
+        ({"project_name": " Shop"}, "may not start or end with spaces"),
         ({"project_slug": "my project"}, "not a valid folder name"),
         ({"project_slug": "my/project"}, "not a valid folder name"),
         ({"project_slug": "My-Project"}, "not a valid folder name"),
+        ({"project_slug": "con"}, "a device name on Windows"),
         ({"package_name": "1shop"}, "not a Python identifier"),
         ({"package_name": "my-project"}, "not a Python identifier"),
         ({"package_name": "class"}, "is a Python keyword"),
-        ({"package_name": "migrations"}, "would shadow"),
+        ({"package_name": "migrations"}, "would clash with a file or folder"),
+        ({"package_name": "Tests"}, "would clash with a file or folder"),
         ({"package_name": "json"}, "would shadow"),
         ({"database": "oracle"}, "not supported"),
         ({"target_metadata": "my_project.models"}, "not in the models this template renders"),
@@ -76,11 +86,64 @@ def test_bad_answers_are_named(answer, message):
     assert len(errors) == 1 and message in errors[0]
 
 
+# Regression tests: each answer below baked a project that did not work, or crashed cookiecutter.
+
+
 def test_target_metadata_outside_the_rendered_models_is_refused_with_the_way_to_use_it():
     # It baked, then create_db.py failed: "cannot import 'shop.db'".
     [error] = hook.errors({**GOOD, "target_metadata": "shop.db:Base.metadata"})
     assert "'my_project.models:metadata' or 'my_project.models:Base' or 'my_project.models:Base.metadata'" in error
     assert "point target_metadata in alembic.ini at your own module" in error
+
+
+@pytest.mark.parametrize("package", [*DEPENDENCIES, "typing_extensions", "markupsafe"])
+def test_package_names_that_shadow_a_dependency_are_refused(package):
+    # mako and typing_extensions made `alembic heads` fail with an ImportError; the others
+    # shadowed the driver, the tests' runner, the linter or the build backend.
+    [error] = hook.errors({**GOOD, "package_name": package, "target_metadata": f"{package}.models:metadata"})
+    assert f"package_name {package!r} would shadow the module of that name" in error
+
+
+@pytest.mark.parametrize("package", ["json", "email", "logging", "__future__", "__main__"])
+def test_package_names_that_shadow_the_standard_library_or_the_main_module_are_refused(package):
+    # __main__ baked, then create_db.py failed: "'__main__' is not a package".
+    [error] = hook.errors({**GOOD, "package_name": package, "target_metadata": f"{package}.models:metadata"})
+    assert "would shadow" in error
+
+
+@pytest.mark.parametrize("character", ["\x1b", "\x00", "\t", "\n", "\r", "\x7f", "\x80", "\x85", "\u2028", "\ufffe"])
+def test_control_characters_in_the_project_name_are_refused(character):
+    # \x1b made pyproject.toml invalid TOML; \x80 made .github/workflows/ci.yml invalid YAML.
+    [error] = hook.errors({**GOOD, "project_name": f"My{character}Project"})
+    assert "may not contain tabs, line breaks, control characters" in error
+
+
+def test_a_project_name_wider_than_the_rendered_lines_allow_is_refused():
+    # 53 characters made migrations/env.py's first line 121 columns: the baked project failed ruff.
+    assert hook.errors({**GOOD, "project_name": "x" * 50}) == []
+    [error] = hook.errors({**GOOD, "project_name": "::::::::A00000000000000000000000000000000000000000000"})
+    assert "project_name is longer than 50 characters" in error
+    [error] = hook.errors({**GOOD, "project_name": "北" * 26})  # two columns each
+    assert "project_name is longer than 50 characters" in error
+
+
+def test_a_package_name_longer_than_a_file_name_is_refused():
+    # 256 underscores baked until the package folder: OSError, File name too long.
+    package = "_" * 256
+    [error] = hook.errors({**GOOD, "package_name": package, "target_metadata": f"{package}.models:metadata"})
+    assert "package_name is longer than 63 characters" in error
+
+
+def test_typed_template_markers_are_refused():
+    # Accepted, they broke re-rendering: cruft passes the stored answers back as templates.
+    for name in ["{{ Shop }}", "{% if %}", "Shop {# x"]:
+        [error] = hook.errors({**GOOD, "project_name": name})
+        assert "may not contain template markers" in error
+
+
+def test_a_name_whose_slug_would_be_too_long_bakes_with_the_slug_cut_to_length(bake):
+    project = bake(project_name=" ".join(["北京大学"] * 5))  # 44 columns, a 79-character slug
+    assert project.path.name == ("bei-jing-da-xue-" * 5)[: hook.MAX_NAME_LENGTH].rstrip("-")
 
 
 def test_every_prompt_reads_as_a_question():
@@ -145,6 +208,7 @@ def assert_one_error_line_and_nothing_on_disk(baked, message: str) -> None:
         ("project_slug=my project", "ERROR: project_slug 'my project' is not a valid folder name"),
         ("project_slug=a/b", "ERROR: project_slug 'a/b' is not a valid folder name"),
         ("package_name=class", "ERROR: package_name 'class' is a Python keyword"),
+        ("package_name=psycopg", "ERROR: package_name 'psycopg' would shadow the module of that name"),
         ("target_metadata=shop.db:Base.metadata", "ERROR: target_metadata 'shop.db:Base.metadata' is not in the"),
     ],
 )
@@ -152,6 +216,29 @@ def test_baking_with_a_bad_answer_prints_one_error_line_and_leaves_nothing(
     cookiecutter_python, tmp_path, option, message
 ):
     assert_one_error_line_and_nothing_on_disk(run_cookiecutter(cookiecutter_python, tmp_path, option), message)
+
+
+def test_a_300_character_project_name_is_one_error_line(cookiecutter_python, tmp_path):
+    # Its slug made a folder name too long for the file system: OSError and a traceback.
+    baked = run_cookiecutter(cookiecutter_python, tmp_path, "project_name=" + "a" * 300)
+    assert_one_error_line_and_nothing_on_disk(baked, "ERROR: project_name is longer than 50 characters")
+
+
+def test_a_300_character_slug_is_one_error_line(cookiecutter_python, tmp_path):
+    # The same OSError, before any hook could run: the check must come before the folder.
+    baked = run_cookiecutter(cookiecutter_python, tmp_path, "project_slug=" + "a" * 300)
+    assert_one_error_line_and_nothing_on_disk(baked, "ERROR: project_slug is longer than 63 characters")
+
+
+def test_a_typed_answer_with_template_markers_is_one_error_line(cookiecutter_python, tmp_path):
+    result, out, replay = run_cookiecutter(cookiecutter_python, tmp_path, typed="{{ Shop }}\n\n\n\n\n")
+    assert result.returncode == 1
+    assert result.stderr == ""
+    assert result.stdout.count("ERROR") == 1
+    assert result.stdout.rstrip().endswith(
+        "ERROR: project_name may not contain template markers ({ followed by {, % or #)."
+    )
+    assert list(out.iterdir()) == [] and not replay.exists()
 
 
 def test_the_hook_refuses_what_the_prompt_check_would_when_it_is_skipped(tmp_path):
