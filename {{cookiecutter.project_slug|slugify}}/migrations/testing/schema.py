@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Inspector, create_engine, inspect, pool
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.exc import CompileError, SAWarning
 
 from migrations.declared import READERS
+from migrations.testing.catalog import VERSION_TABLE, catalog, ordered
 
-VERSION_TABLE = "alembic_version"
 # CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...): the group is from "(" on.
 _NAME = r'(?:"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s(]+)'
 INDEX_DEFINITION = re.compile(
@@ -24,16 +24,19 @@ INDEX_DEFINITION = re.compile(
 
 
 def snapshot(connection: Connection) -> dict[str, Any]:
-    """Tables with their columns, keys, indexes and constraints; the view names; the
-    views, functions, procedures and triggers with their definitions as the database
-    renders them (so two databases built differently compare equal when they are); the
-    sequences where the database has them, and PostgreSQL's enum types."""
+    """Tables with their columns (type, nullable, server default, computed, identity,
+    comment), keys, indexes, constraints (with their options: a foreign key's ON DELETE...)
+    and comment; the view names; the views, functions, procedures and triggers with their
+    definitions as the database renders them (so two databases built differently compare
+    equal when they are); the sequences where the database has them, and PostgreSQL's enum
+    and domain types. Everything SQLAlchemy reflects of each is compared (see ``described``)."""
     inspector = inspect(connection)
     names = sorted(set(inspector.get_table_names()) - {VERSION_TABLE})
-    sqlite = connection.dialect.name == "sqlite"
+    dialect = connection.dialect
+    sqlite = dialect.name == "sqlite"
     with warnings.catch_warnings():  # SQLite's indexes on expressions, which SQLAlchemy skips
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index", SAWarning)
-        reflected = reflect(inspector, names, indexes=not sqlite)
+        reflected = reflect(inspector, names, indexes=not sqlite, comments=dialect.supports_comments)
     if sqlite:  # SQLAlchemy reflects too little of them: see sqlite_indexes()
         reflected["indexes"] = sqlite_indexes(connection, names)
     unreflected = [table for table in names if table not in reflected["columns"]]
@@ -43,37 +46,55 @@ def snapshot(connection: Connection) -> dict[str, Any]:
     for table in names:
         tables[table] = {
             "columns": {
-                column["name"]: (str(column["type"]), column["nullable"], column.get("default"))
+                column["name"]: described(
+                    {**column, "name": None, "type": type_name(column["type"], dialect)}, "type", "nullable", "default"
+                )
                 for column in reflected["columns"][table]
             },
-            "primary_key": reflected["primary_key"][table]["constrained_columns"],
-            "foreign_keys": sorted(
-                (fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+            "primary_key": described(reflected["primary_key"][table], "name", "constrained_columns"),
+            "foreign_keys": ordered(
+                described(fk, "name", "constrained_columns", "referred_table", "referred_columns")
                 for fk in reflected["foreign_keys"][table]
             ),
-            "indexes": sorted(index_picture(index) for index in reflected["indexes"][table]),
-            "unique": sorted((unique["name"], tuple(unique["column_names"])) for unique in reflected["unique"][table]),
-            "checks": sorted((check["name"], check["sqltext"]) for check in reflected["checks"][table]),
+            "indexes": ordered(index_picture(index) for index in reflected["indexes"][table]),
+            "unique": ordered(described(unique, "name", "column_names") for unique in reflected["unique"][table]),
+            "checks": ordered(described(check, "name", "sqltext") for check in reflected["checks"][table]),
+            "comment": reflected.get("comment", {}).get(table, {}).get("text"),
         }
     picture = {"tables": tables, "views": sorted(inspector.get_view_names()), "objects": existing_objects(connection)}
-    if connection.dialect.supports_sequences:  # PostgreSQL, MariaDB
+    if dialect.supports_sequences:  # PostgreSQL, MariaDB
         picture["sequences"] = sorted(inspector.get_sequence_names())
-    if connection.dialect.name == "postgresql":  # a downgrade that drops a table keeps its enum types
+    if dialect.name == "postgresql":  # a downgrade that drops a table keeps its enum types
         picture["enums"] = sorted((enum["name"], tuple(enum["labels"])) for enum in inspector.get_enums())
+        if hasattr(inspector, "get_domains"):  # SQLAlchemy 2.0+
+            domains = inspector.get_domains()
+            picture["domains"] = ordered(described(domain, "name", "type", "nullable", "default") for domain in domains)
+        else:
+            warnings.warn("this SQLAlchemy cannot reflect domain types: snapshot() leaves them out", stacklevel=2)
     return picture
 
 
+def described(item: dict[str, Any], *first: str) -> tuple[Any, ...]:
+    """A reflected item (a column, a key, a constraint...) as a comparable tuple: the values
+    of ``first``, then every other key that has a value, sorted, so that nothing SQLAlchemy
+    reflects of it is left out of the comparison (a foreign key's options, a comment...)."""
+    rest = {key: value for key, value in item.items() if key not in first and value not in (None, {}, [], ())}
+    return (*(canonical(item.get(key)) for key in first), *canonical(rest))
+
+
+def type_name(type_: Any, dialect: Any) -> str:
+    """A column's type as the database's DDL names it: a PostgreSQL enum or domain by its
+    name (``str()`` says VARCHAR or DOMAIN), MariaDB's ENUM with its values."""
+    try:
+        return type_.compile(dialect=dialect)
+    except CompileError:  # NullType: a type SQLAlchemy did not know
+        return str(type_)
+
+
 def index_picture(index: dict[str, Any]) -> tuple[Any, ...]:
-    """An index as reflected: name, columns (or expressions), unique, and what the database
-    says of their order and of the rest (a partial index's WHERE, its method...)."""
-    columns = index.get("expressions") or index["column_names"]  # PostgreSQL names expressions
-    return (
-        index["name"],
-        tuple(columns),
-        bool(index["unique"]),
-        canonical(index.get("column_sorting") or {}),
-        canonical(index.get("dialect_options") or {}),
-    )
+    """An index as reflected: name, columns, unique, then the rest: PostgreSQL's expressions,
+    the order of its columns (DESC), a partial index's WHERE, its method..."""
+    return described({**index, "unique": bool(index["unique"])}, "name", "column_names", "unique")
 
 
 def canonical(value: Any) -> Any:
@@ -86,7 +107,9 @@ def canonical(value: Any) -> Any:
     return str(value)
 
 
-def reflect(inspector: Inspector, names: list[str], indexes: bool = True) -> dict[str, dict[str, Any]]:
+def reflect(
+    inspector: Inspector, names: list[str], indexes: bool = True, comments: bool = False
+) -> dict[str, dict[str, Any]]:
     """What SQLAlchemy reflects of these tables, by kind of thing, then by table."""
     methods = {
         "columns": inspector.get_multi_columns,
@@ -98,6 +121,8 @@ def reflect(inspector: Inspector, names: list[str], indexes: bool = True) -> dic
     }
     if not indexes:
         del methods["indexes"]
+    if comments:  # SQLite has none
+        methods["comment"] = inspector.get_multi_table_comment
     # All the tables at once: one query per kind of thing on PostgreSQL; SQLite and MariaDB
     # reflect table by table either way.
     return {
@@ -226,12 +251,16 @@ def _replay(driver: Any, sql: str, stand_ins: set[str]) -> None:
 
 def compared(a: Connection, b: Connection) -> tuple[Any, Any]:
     """Two equal values when the databases of ``a`` and ``b`` have the same schema, else two
-    that differ: on SQLite, when their ``sqlite_master`` rows are the same (see
-    ``sqlite_catalog``), those rows; otherwise the snapshots of both, for
-    migrations/testing/stairway.py's ``differences()`` to say what differs."""
-    catalog = sqlite_catalog(a)
-    if catalog is not None and catalog == sqlite_catalog(b):
-        return catalog, catalog
+    that differ, for migrations/testing/stairway.py's ``differences()`` to say what differs:
+    on PostgreSQL and MariaDB their catalogs (migrations/testing/catalog.py); on SQLite,
+    when their ``sqlite_master`` rows are the same (see ``sqlite_catalog``), those rows;
+    otherwise the snapshots of both."""
+    rows = sqlite_catalog(a)
+    if rows is not None and rows == sqlite_catalog(b):
+        return rows, rows
+    first = catalog(a)
+    if first is not None:
+        return first, catalog(b)
     return snapshot(a), snapshot(b)
 
 
