@@ -47,15 +47,25 @@ def database_url(config: Config) -> URL:
             ) from None
     if not raw:
         raise CommandError("No database URL: set DATABASE_URL or sqlalchemy.url in alembic.ini.")
+    return parse_url(raw, source)
+
+
+def parse_url(raw: str, source: str) -> URL:
+    """``make_url(raw)``, or a CommandError that echoes nothing of ``raw`` (it may hold a
+    password). A URL that parses but not as meant is refused too: an unquoted ``@`` in the
+    password leaves the password's tail in the host, and a bad port echoes it."""
     try:
-        return make_url(raw)
-    except (ArgumentError, ValueError):
-        # Never echo the string: it may hold a password.
+        url = make_url(raw)
+        url.port  # noqa: B018  an out-of-range port raises here
+    except (ArgumentError, ValueError, TypeError):
+        url = None
+    if url is None or "@" in (url.host or "") or (url.port is not None and not 0 < url.port < 65536):
         raise CommandError(
             f"{source} is not a valid SQLAlchemy URL: expected e.g. "
             "postgresql+psycopg://user:password@host/dbname (quote special "
             "characters in the password with urllib.parse.quote(password, safe=''))."
         ) from None
+    return url
 
 
 def make_engine(url: URL | str) -> Engine:
@@ -64,7 +74,8 @@ def make_engine(url: URL | str) -> Engine:
         engine = create_engine(url, poolclass=pool.NullPool)
     except (ArgumentError, NoSuchModuleError) as error:
         safe = make_url(url).render_as_string(hide_password=True)
-        raise CommandError(f"Cannot use database URL {safe}: {error}") from None
+        first_line = str(error).strip().splitlines()[0]  # SQLite's lists the valid forms below
+        raise CommandError(f"Cannot use database URL {safe}: {first_line}") from None
     except ImportError as error:  # the dialect is known, its driver (DBAPI) is not installed
         safe = make_url(url).render_as_string(hide_password=True)
         raise CommandError(

@@ -40,7 +40,7 @@ from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
 from migrations.failures import describe
-from migrations.settings import make_engine, server_url
+from migrations.settings import make_engine, parse_url, server_url
 from migrations.testing.mariadb_copies import Original
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -48,8 +48,9 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 def test_server() -> URL:
     """The server under test: ``TEST_DATABASE_URL``, else alembic.ini's ``sqlalchemy.url``."""
-    raw = os.environ.get("TEST_DATABASE_URL") or Config(ALEMBIC_INI).get_main_option("sqlalchemy.url")
-    return make_url(raw)
+    if os.environ.get("TEST_DATABASE_URL"):
+        return parse_url(os.environ["TEST_DATABASE_URL"], "TEST_DATABASE_URL")
+    return parse_url(Config(ALEMBIC_INI).get_main_option("sqlalchemy.url"), "sqlalchemy.url in alembic.ini")
 
 
 test_server.__test__ = False  # a helper, not a test
