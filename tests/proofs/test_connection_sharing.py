@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
 
@@ -61,3 +62,12 @@ def test_the_callers_sqlite_connection_keeps_its_settings(alembic_config, engine
         alembic_config.attributes["connection"] = connection
         command.upgrade(alembic_config, "head")
         assert raw.execute("PRAGMA legacy_alter_table").fetchone()[0] == before
+
+
+def test_anything_else_in_the_attribute_is_an_error_not_another_database(alembic_config, engine):
+    """A wrapper that is neither (pytest-alembic's experimental tests pass one) must not make
+    env.py fall back to DATABASE_URL or alembic.ini and migrate that database instead."""
+    alembic_config.attributes["connection"] = object()
+    with pytest.raises(CommandError, match=r'config.attributes\["connection"\] is a object: give a Connection'):
+        command.upgrade(alembic_config, "head")
+    assert version(engine) is None

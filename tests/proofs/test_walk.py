@@ -8,6 +8,7 @@ the baked suite (tests/test_migrations.py) runs there in a process of its own.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -18,8 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationStep
+from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
 from migrations.settings import make_engine
@@ -260,6 +263,13 @@ def test_alembic_downgrade_past_an_irreversible_revision_stops_before_any_ddl(pr
     with engine.connect() as connection:
         assert {"kept", "later"} <= set(inspect(connection).get_table_names())  # no DDL ran, MariaDB too
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "c2"
+    offline = Config(project_copy / "alembic.ini", output_buffer=io.StringIO())
+    offline.attributes.update(database_url=database_url, configure_logger=False)
+    with pytest.raises(CommandError, match="revision c1 .* is irreversible"):
+        command.downgrade(offline, "c2:base", sql=True)  # --sql is refused too, before any SQL
+    assert offline.output_buffer.getvalue() == ""
+    command.downgrade(offline, "c2:c1", sql=True)
+    assert "DROP TABLE later" in offline.output_buffer.getvalue()
     assert alembic_cli(database_url, "downgrade", "c1", cwd=project_copy).returncode == 0
     with engine.connect() as connection:
         assert "later" not in inspect(connection).get_table_names()

@@ -14,6 +14,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from alembic.operations.ops import DropIndexOp, DropTableOp, ModifyTableOps
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -110,6 +111,10 @@ def run_migrations_online() -> None:
     if isinstance(shared, Connection):
         run_migrations(shared)
         return
+    if shared is not None and not isinstance(shared, Engine):  # never fall back to another database
+        raise CommandError(
+            f'config.attributes["connection"] is a {type(shared).__name__}: give a Connection or an Engine.'
+        )
     engine = shared if isinstance(shared, Engine) else make_engine(database_url(config))
     try:
         connection = engine.connect()

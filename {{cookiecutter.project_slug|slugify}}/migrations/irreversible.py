@@ -28,12 +28,13 @@ def refuse_irreversible_downgrade(migration_context: MigrationContext) -> None:
     """Before an ``alembic downgrade`` runs: refuse when it would pass an irreversible revision.
 
     The command's plan is its own step function (Alembic passes it as ``fn``; it only works
-    out the steps), asked once more here before any of them runs.
+    out the steps), asked once more here before any of them runs. Offline (``--sql``) too.
     """
     plan = migration_context.opts.get("fn")
-    if not getattr(plan, "__qualname__", "").startswith("downgrade."):  # alembic.command.downgrade's
+    # alembic.command.downgrade's step function is named so (pytest-alembic's too)
+    if getattr(plan, "__name__", "") != "downgrade":
         return
-    connection = migration_context.connection
+    connection = None if migration_context.as_sql else migration_context.connection
     outside = connection is not None and not connection.in_transaction()
     heads = migration_context.get_current_heads()
     if outside and connection.in_transaction():

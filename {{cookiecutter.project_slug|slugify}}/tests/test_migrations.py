@@ -130,8 +130,14 @@ def walk_the_stairway(databases: Databases, script: ScriptDirectory, data: bool)
         if step.skipped and step.skipped.startswith("irreversible") or step.revision.revision in SKIP_REVISIONS:
             warnings.warn(f"{step}: not downgraded ({step.skipped})", NotDowngraded, stacklevel=1)
     faults = [fault for fault in (step.fault() for step in steps) if fault]
-    assert not faults, f"{len(faults)} of {len(steps)} revisions are faulty:\n" + "\n".join(faults)
+    left = count(script) - len(steps)
+    not_walked = f" ({left} revisions after the failed upgrade were not walked)" if left else ""
+    assert not faults, f"{len(faults)} of {len(steps)} revisions are faulty{not_walked}:\n" + "\n".join(faults)
     return used[-1] if used else None
+
+
+def count(script: ScriptDirectory) -> int:
+    return sum(1 for _ in script.walk_revisions())
 
 
 def test_each_downgrade_undoes_its_upgrade(databases: Databases, walked: Walked, script: ScriptDirectory):
