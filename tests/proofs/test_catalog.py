@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from alembic.config import Config
 
+from migrations.testing.catalog import Catalog
 from migrations.testing.stairway import Migrator, differences
 from proofs.helpers import ALEMBIC_INI
 from proofs.test_stairway import HEAD, faulty_step, migrator_on, revision_source
@@ -115,7 +116,7 @@ def test_a_downgrade_that_leaves_each_kind_of_object_behind_is_seen(database_url
             connection.exec_driver_sql(PROBE_BASE)
         before = migrator.capture()
         if dialect != "sqlite":  # the catalog, not a snapshot: nothing reflected
-            assert isinstance(before.catalog, dict) and before.snapshot is None
+            assert isinstance(before.catalog, Catalog) and before.snapshot is None
         with connection.begin():
             for statement in statements[dialect]:
                 connection.exec_driver_sql(statement)

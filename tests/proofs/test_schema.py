@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, event, text
 
 from migrations.settings import make_engine
-from migrations.testing.catalog import catalog
+from migrations.testing.catalog import catalog, pictured
 from migrations.testing.schema import compared, replayable, snapshot, snapshot_of_catalog, sqlite_catalog
 from migrations.testing.stairway import Migrator, differences
 from proofs.helpers import ALEMBIC_INI
@@ -244,9 +244,11 @@ def build(connection: Connection, feature: str, variant: int) -> None:
 
 
 def pictures(connection: Connection) -> tuple[dict, dict | None]:
-    """The snapshot, and the catalog where the database has one (migrations/testing/catalog.py)."""
+    """The snapshot, and the catalog where the database has one (migrations/testing/catalog.py),
+    pictured."""
     try:
-        return snapshot(connection), catalog(connection)
+        found = catalog(connection)
+        return snapshot(connection), None if found is None else pictured(found.text)
     finally:
         connection.rollback()
 

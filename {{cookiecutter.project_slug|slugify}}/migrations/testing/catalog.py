@@ -1,11 +1,13 @@
-"""The schema of a PostgreSQL or MariaDB database in one catalog query, shaped like
-migrations/testing/schema.py's ``snapshot()`` and covering at least what it covers, so
-that two equal catalogs mean two equal snapshots, at a fraction of reflection's cost.
+"""The schema of a PostgreSQL or MariaDB database from one catalog query, covering at least
+what migrations/testing/schema.py's ``snapshot()`` covers, at a fraction of its cost.
 
-Each object is given as the database renders it (PostgreSQL's ``pg_get_*def``,
-``format_type``; MariaDB's ``information_schema``), with nothing that changes when an
-object is dropped and made again the same (oids, column positions, counters, creation
-times). ``catalog()`` is None on other databases: reflect them with ``snapshot()``.
+``catalog()`` is one text: equal texts mean equal schemas (so equal snapshots), compared
+without parsing. ``pictured()`` turns it into a picture shaped like a snapshot, for
+migrations/testing/stairway.py's ``differences()`` to say what differs. Each object is
+given as the database renders it (PostgreSQL's ``pg_get_*def``, ``format_type``;
+MariaDB's ``information_schema``), with nothing that changes when it is dropped and made
+again the same (oids, column positions, counters, creation times). ``catalog()`` is None
+on other databases: reflect them with ``snapshot()``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
@@ -21,32 +23,35 @@ from migrations.declared import TEMPORARY, fold, normalise_pg
 
 VERSION_TABLE = "alembic_version"
 
-# Each row: (kind, table, name, detail): detail is a JSON array.
+# Rows (kind, table, name, detail: a JSON array), all in one JSON text, sorted.
 POSTGRESQL = """
 WITH rel AS (
-    SELECT c.oid, c.relname::text AS name, c.relkind,
-           EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                   AND d.deptype = 'e') AS of_extension
-    FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace
-), tab AS (SELECT * FROM rel WHERE relkind IN ('r', 'p'))
-SELECT 'table', name, NULL, json_build_array(obj_description(oid, 'pg_class')) FROM tab
+    SELECT c.oid, c.relname::text AS name, c.relkind FROM pg_class c
+    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+), tab AS (SELECT * FROM rel WHERE relkind IN ('r', 'p')),
+found (kind, tbl, name, detail) AS (
+SELECT 'postgresql', NULL, current_schema()::text, json_build_array()
+UNION ALL
+SELECT 'table', t.name, NULL, json_build_array(n.description)
+FROM tab t LEFT JOIN pg_description n ON n.objoid = t.oid AND n.classoid = 'pg_class'::regclass AND n.objsubid = 0
 UNION ALL
 SELECT 'column', t.name, a.attname::text, json_build_array(
     format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
     NULLIF(a.attidentity, ''), NULLIF(a.attgenerated, ''),
-    CASE WHEN a.attcollation <> ty.typcollation THEN a.attcollation::regcollation::text END,
-    col_description(t.oid, a.attnum))
+    CASE WHEN a.attcollation <> ty.typcollation THEN a.attcollation::regcollation::text END, n.description)
 FROM tab t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type ty ON ty.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum
+LEFT JOIN pg_description n ON n.objoid = t.oid AND n.classoid = 'pg_class'::regclass AND n.objsubid = a.attnum
 UNION ALL
-SELECT 'constraint', t.name, k.conname::text,
-       json_build_array(k.contype, pg_get_constraintdef(k.oid), obj_description(k.oid, 'pg_constraint'))
-FROM tab t JOIN pg_constraint k ON k.conrelid = t.oid WHERE k.contype IN ('p', 'u', 'f', 'c', 'x')
+SELECT 'constraint', t.name, k.conname::text, json_build_array(k.contype, pg_get_constraintdef(k.oid), n.description)
+FROM tab t JOIN pg_constraint k ON k.conrelid = t.oid
+LEFT JOIN pg_description n ON n.objoid = k.oid AND n.classoid = 'pg_constraint'::regclass
+WHERE k.contype IN ('p', 'u', 'f', 'c', 'x')
 UNION ALL
-SELECT 'index', t.name, i.relname::text,
-       json_build_array(pg_get_indexdef(x.indexrelid), obj_description(x.indexrelid, 'pg_class'))
+SELECT 'index', t.name, i.relname::text, json_build_array(pg_get_indexdef(x.indexrelid), n.description)
 FROM tab t JOIN pg_index x ON x.indrelid = t.oid JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_description n ON n.objoid = i.oid AND n.classoid = 'pg_class'::regclass AND n.objsubid = 0
 WHERE NOT x.indisprimary
 UNION ALL
 SELECT 'trigger', t.name, g.tgname::text, json_build_array(pg_get_triggerdef(g.oid))
@@ -54,7 +59,8 @@ FROM tab t JOIN pg_trigger g ON g.tgrelid = t.oid WHERE NOT g.tgisinternal
 UNION ALL
 SELECT CASE relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, NULL, name,
        json_build_array(pg_get_viewdef(oid))
-FROM rel WHERE relkind IN ('v', 'm') AND NOT of_extension
+FROM rel WHERE relkind IN ('v', 'm')
+AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = oid AND d.deptype = 'e')
 UNION ALL
 SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, NULL,
        p.proname::text || '(' || pg_get_function_identity_arguments(p.oid) || ')',
@@ -77,11 +83,24 @@ SELECT 'domain', NULL, ty.typname::text, json_build_array(
      FROM pg_constraint k WHERE k.contypid = ty.oid))
 FROM pg_type ty JOIN pg_type base ON base.oid = ty.typbasetype
 WHERE ty.typnamespace = current_schema()::regnamespace AND ty.typtype = 'd'
+)
+SELECT json_agg(json_build_array(kind, tbl, name, detail)
+                ORDER BY kind, tbl COLLATE "C", name COLLATE "C", detail::text COLLATE "C")::text,
+       array_agg(tbl ORDER BY tbl COLLATE "C") FILTER (WHERE kind = 'table')
+FROM found
 """
 
-# The same for MariaDB: an index, a foreign key and a routine come one row per column
-# or parameter, position first. %s is the database's name.
+# The same for MariaDB; an index, a foreign key and a routine come one row per column or
+# parameter, its position first. %s is the database's name.
 MARIADB = """
+SET STATEMENT group_concat_max_len = 4294967295 FOR
+SELECT CONCAT('[', GROUP_CONCAT(JSON_ARRAY(kind, tbl, name, detail)
+       ORDER BY BINARY kind, BINARY tbl, BINARY name, BINARY detail SEPARATOR ','), ']'),
+       CONCAT('[', COALESCE(GROUP_CONCAT(IF(kind = 'table' AND name = 'BASE TABLE', JSON_QUOTE(tbl), NULL)
+       ORDER BY BINARY tbl SEPARATOR ','), ''), ']')
+FROM (
+SELECT 'mariadb' AS kind, NULL AS tbl, NULL AS name, JSON_ARRAY() AS detail
+UNION ALL
 SELECT 'table', TABLE_NAME, TABLE_TYPE, JSON_ARRAY(TABLE_COMMENT) FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE')
 UNION ALL
@@ -93,12 +112,12 @@ SELECT 'index', TABLE_NAME, INDEX_NAME, JSON_ARRAY(SEQ_IN_INDEX, COLUMN_NAME, CO
     NON_UNIQUE, INDEX_TYPE, INDEX_COMMENT)
 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s
 UNION ALL
-SELECT 'foreign key', k.TABLE_NAME, k.CONSTRAINT_NAME, JSON_ARRAY(k.ORDINAL_POSITION, k.COLUMN_NAME,
-    NULLIF(k.REFERENCED_TABLE_SCHEMA, k.TABLE_SCHEMA), k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME,
-    r.UPDATE_RULE, r.DELETE_RULE)
-FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r
-ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
-WHERE k.TABLE_SCHEMA = %s
+SELECT 'foreign key', TABLE_NAME, CONSTRAINT_NAME, JSON_ARRAY(ORDINAL_POSITION, COLUMN_NAME,
+    NULLIF(REFERENCED_TABLE_SCHEMA, TABLE_SCHEMA), REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME)
+FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME IS NOT NULL
+UNION ALL
+SELECT 'foreign key', TABLE_NAME, CONSTRAINT_NAME, JSON_ARRAY(0, UPDATE_RULE, DELETE_RULE)
+FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s
 UNION ALL
 SELECT 'check', TABLE_NAME, CONSTRAINT_NAME, JSON_ARRAY(CHECK_CLAUSE)
 FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s
@@ -118,30 +137,65 @@ UNION ALL
 SELECT LOWER(ROUTINE_TYPE), NULL, SPECIFIC_NAME, JSON_ARRAY(ORDINAL_POSITION, PARAMETER_MODE, PARAMETER_NAME,
     DTD_IDENTIFIER)
 FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA = %s AND ORDINAL_POSITION > 0
+) AS found
 """
 
 
-def catalog(connection: Connection) -> dict[str, Any] | None:
-    """The schema of the connection's database, as ``snapshot()`` shapes it, from one catalog
-    query: PostgreSQL and MariaDB. None elsewhere (SQLite has ``sqlite_catalog()``; MySQL,
-    whose information_schema differs from MariaDB's, is reflected)."""
+class Catalog(NamedTuple):
+    """The whole schema as one text (equal texts: equal schemas), and the names of its tables."""
+
+    text: str
+    tables: list[str]
+
+
+def catalog(connection: Connection) -> Catalog | None:
+    """The schema of the connection's database from one query: PostgreSQL and MariaDB. None
+    elsewhere (SQLite has ``sqlite_catalog()``; MySQL, whose information_schema differs
+    from MariaDB's, is reflected)."""
     dialect = connection.dialect
     if dialect.name == "postgresql":
-        schema = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
-        return postgresql(connection.exec_driver_sql(POSTGRESQL).all(), schema)
-    if dialect.name in ("mysql", "mariadb") and getattr(dialect, "is_mariadb", False):
+        text, tables = connection.exec_driver_sql(POSTGRESQL).one()
+    elif dialect.name in ("mysql", "mariadb") and getattr(dialect, "is_mariadb", False):
         database = connection.exec_driver_sql("SELECT DATABASE()").scalar_one()
-        return mariadb(connection.exec_driver_sql(MARIADB, (database,) * MARIADB.count("%s")).all())
-    return None
+        text, tables = connection.exec_driver_sql(MARIADB, (database,) * MARIADB.count("%s")).one()
+        tables = json.loads(tables)
+    else:
+        return None
+    return Catalog(text, [table for table in tables or () if table != VERSION_TABLE])
+
+
+def pictured(text: str) -> dict[str, Any]:
+    """A ``catalog()`` as ``snapshot()`` shapes its picture: tables, then the other objects."""
+    rows = json.loads(text)
+    dialect, _, schema, _ = next(row for row in rows if row[0] in ("postgresql", "mariadb"))
+    rows = [row for row in rows if row[0] != dialect]
+    tables: dict[str, dict[str, Any]] = defaultdict(empty_table)
+    picture: dict[str, Any] = {"views": [], "objects": {}, "sequences": []}
+    if dialect == "postgresql":
+        picture |= {"enums": [], "domains": []}
+        postgresql(rows, schema, tables, picture)
+    else:  # MariaDB may give each detail as JSON text
+        rows = [(kind, table, name, json.loads(d) if isinstance(d, str) else d) for kind, table, name, d in rows]
+        mariadb(rows, tables, picture)
+    for parts in tables.values():
+        for part, value in parts.items():
+            if isinstance(value, list):
+                parts[part] = ordered(value)
+    ordered_picture = {key: ordered(value) if isinstance(value, list) else value for key, value in picture.items()}
+    return {"tables": dict(sorted(tables.items())), **ordered_picture}
 
 
 def empty_table() -> dict[str, Any]:
-    return {"columns": {}, "primary_key": [], "foreign_keys": [], "indexes": [], "unique": [], "checks": []}
+    parts = ("primary_key", "foreign_keys", "indexes", "unique", "checks")
+    return {"columns": {}, **{part: [] for part in parts}, "comment": None}
 
 
-def postgresql(rows: list[Any], schema: str) -> dict[str, Any]:
-    tables: dict[str, dict[str, Any]] = defaultdict(empty_table)
-    picture: dict[str, Any] = {"views": [], "objects": {}, "sequences": [], "enums": [], "domains": []}
+def ordered(items: Iterable[Any]) -> list[Any]:
+    """Pictures sorted by their text: names may be None (an unnamed CHECK beside named ones)."""
+    return sorted(items, key=repr)
+
+
+def postgresql(rows: list[Any], schema: str, tables: dict[str, Any], picture: dict[str, Any]) -> None:
     parts = {"p": "primary_key", "u": "unique", "f": "foreign_keys", "c": "checks", "x": "unique"}
     for kind, table, name, detail in rows:
         if table == VERSION_TABLE:
@@ -161,61 +215,41 @@ def postgresql(rows: list[Any], schema: str) -> dict[str, Any]:
             picture["objects"][key] = normalise_pg(detail[0], schema)
             if kind == "view":
                 picture["views"].append(name)
-    return finished(tables, picture)
 
 
-def mariadb(rows: list[Any]) -> dict[str, Any]:
-    tables: dict[str, dict[str, Any]] = defaultdict(empty_table)
-    picture: dict[str, Any] = {"views": [], "objects": {}, "sequences": []}
+def mariadb(rows: list[Any], tables: dict[str, Any], picture: dict[str, Any]) -> None:
     multi: dict[tuple[str, str, str], list[Any]] = defaultdict(list)  # one row per column or parameter
-    columns, sequences = [], set()
+    columns, sequences = [], []
     for kind, table, name, detail in rows:
-        detail = json.loads(detail)
         if table == VERSION_TABLE or (kind not in ("index", "column") and (name or "").startswith(TEMPORARY)):
             continue  # the version table; migrations/declared.py's objects of a moment
         if kind == "table" and name == "SEQUENCE":
-            sequences.add(table)
+            sequences.append(table)
         elif kind == "table":
             tables[table]["comment"] = detail[0] or None
         elif kind == "column":
             columns.append((table, name, tuple(detail)))
         elif kind == "check":
             tables[table]["checks"].append((name, detail[0]))
-        elif kind == "trigger":
-            picture["objects"][f"trigger {name} ON {table}"] = (*detail[:3], fold(detail[3]))
-        elif kind == "view":
-            picture["objects"][f"view {name}"] = (*detail[:3], fold(detail[3]))
-            picture["views"].append(name)
+        elif kind in ("trigger", "view"):
+            key = f"trigger {name} ON {table}" if kind == "trigger" else f"view {name}"
+            picture["objects"][key] = (*detail[:3], fold(detail[3]))
+            picture["views"] += [name] if kind == "view" else []
         else:  # an index, a foreign key, a function or a procedure: gathered below
             multi[kind, table, name].append(detail)
     for table, name, detail in columns:  # views and sequences have columns too
         if table in tables:
             tables[table]["columns"][name] = detail
-    picture["sequences"] = sorted(sequences)
+    picture["sequences"] = sequences
     for (kind, table, name), details in multi.items():
         details = sorted(details, key=lambda detail: detail[0])
-        first, *rest = details
         if kind == "index":  # (column, order, prefix length) each; unique, type, comment
             part = "primary_key" if name == "PRIMARY" else "indexes"
-            tables[table][part].append((name, [tuple(d[1:4]) for d in details], *first[4:]))
-        elif kind == "foreign key":  # (column, referred schema, table, column) each; its rules
-            tables[table]["foreign_keys"].append((name, [tuple(d[1:5]) for d in details], *first[5:]))
+            tables[table][part].append((name, [tuple(d[1:4]) for d in details], *details[0][4:]))
+        elif kind == "foreign key":  # its rules; then (column, referred schema, table, column) each
+            rules, *columns_of = details
+            tables[table]["foreign_keys"].append((name, [tuple(d[1:]) for d in columns_of], *rules[1:]))
         else:  # a routine, then its parameters
-            definition = (*first[1:-1], fold(first[-1] or ""))
-            picture["objects"][f"{kind} {name}"] = (*definition, [tuple(d[1:]) for d in rest])
-    return finished(tables, picture)
-
-
-def ordered(items: Iterable[Any]) -> list[Any]:
-    """Pictures sorted by their text: names may be None (an unnamed CHECK beside named ones)."""
-    return sorted(items, key=repr)
-
-
-def finished(tables: dict[str, dict[str, Any]], picture: dict[str, Any]) -> dict[str, Any]:
-    """Every list sorted (by text: None beside names), the tables by name."""
-    for parts in tables.values():
-        for part, value in parts.items():
-            if isinstance(value, list):
-                parts[part] = ordered(value)
-    ordered_picture = {key: ordered(value) if isinstance(value, list) else value for key, value in picture.items()}
-    return {"tables": dict(sorted(tables.items())), **ordered_picture}
+            routine, *parameters = details
+            definition = (*routine[1:-1], fold(routine[-1] or ""))
+            picture["objects"][f"{kind} {name}"] = (*definition, [tuple(d[1:]) for d in parameters])

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Inspector, create_engine, inspect, pool
 from sqlalchemy.exc import CompileError, SAWarning
 
 from migrations.declared import READERS
-from migrations.testing.catalog import VERSION_TABLE, catalog, ordered
+from migrations.testing.catalog import VERSION_TABLE, catalog, ordered, pictured
 
 # CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...): the group is from "(" on.
 _NAME = r'(?:"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s(]+)'
@@ -260,7 +260,8 @@ def compared(a: Connection, b: Connection) -> tuple[Any, Any]:
         return rows, rows
     first = catalog(a)
     if first is not None:
-        return first, catalog(b)
+        second = catalog(b)
+        return (first, second) if first == second else (pictured(first.text), pictured(second.text))
     return snapshot(a), snapshot(b)
 
 
