@@ -197,3 +197,17 @@ def test_after_pruning_the_history_a_replaced_view_still_downgrades(project_copy
     result = run_in_project(fresh, "create_db.py", cwd=project_copy)
     assert result.returncode == 0, result.stdout + result.stderr
     assert view_columns(fresh, "customer_view") == ["name", "order_count"]
+
+
+def test_autogenerate_on_an_empty_database_writes_the_tables_and_the_views_on_them(project_copy, database_url):
+    """With no history yet (the user deleted the example's), the declared view's table does
+    not exist when autogenerate renders the view: the revision creates both, in order."""
+    for revision in (project_copy / "migrations" / "versions").glob("*.py"):
+        revision.unlink()
+    made = alembic_cli(database_url, "revision", "--autogenerate", "-m", "first", cwd=project_copy)
+    assert made.returncode == 0, made.stdout + made.stderr
+    source = next((project_copy / "migrations" / "versions").glob("*_first.py")).read_text()
+    assert source.index('op.create_table(\n        "customer"') < source.index("op.create_view(")
+    for command in (["upgrade", "head"], ["check"], ["downgrade", "base"]):
+        result = alembic_cli(database_url, *command, cwd=project_copy)
+        assert result.returncode == 0, (command, result.stdout + result.stderr)

@@ -71,9 +71,21 @@ def compare_declared_objects(autogen_context: AutogenContext, upgrade_ops: ops.U
     for key, (new, normalised) in wanted.items():
         if key not in existing:
             upgrade_ops.ops.append(CREATE_OPS[new.kind](ReplaceableObject(new.name, new.sqltext)))
-        elif existing[key][1] != normalised:
+        elif normalised is None or existing[key][1] != normalised:  # None: see unrenderable()
             old = existing[key][0]
             upgrade_ops.ops.append(ReplaceOp(new.kind, old, ReplaceableObject(new.name, new.sqltext)))
+
+
+def in_dependency_order(operations: ops.OpContainer) -> None:
+    """Autogenerate compares declared objects before tables: put their drops first, and their
+    creates and replaces last, after the tables they may read are made or changed."""
+
+    def rank(operation) -> int:
+        if isinstance(operation, ReversibleOp):
+            return 2 if operation.creates else 0
+        return 2 if isinstance(operation, ReplaceOp) else 1
+
+    operations.ops.sort(key=rank)  # stable: each group keeps its order
 
 
 def kind_of(key: Key) -> Kind:
@@ -153,12 +165,12 @@ class PostgreSQL:
             execute(connection, f"CREATE SCHEMA {SHADOW}")
             search_path = f"SELECT set_config('search_path', '{SHADOW}, ' || current_setting('search_path'), true)"
             connection.execute(text(search_path))
-            statements = []
-            for obj in declared:
+            statements = {}
+            for index, obj in enumerate(declared):
+                statements[index] = [obj.kind.create(obj)]
                 if obj.kind is TRIGGER:  # triggers belong to the real tables: replace them there
-                    statements.append(f"DROP TRIGGER IF EXISTS {obj.name} ON {trigger_table(obj)}")
-                statements.append(obj.kind.create(obj))
-            create_all_at_once(connection, statements)
+                    statements[index].insert(0, f"DROP TRIGGER IF EXISTS {obj.name} ON {trigger_table(obj)}")
+            failed = create_all_at_once(connection, statements)
             shadow = cls._read(connection, SHADOW)
             shadow.update(cls._read(connection, schema, triggers))
             savepoint.rollback()
@@ -167,7 +179,10 @@ class PostgreSQL:
             sorted((oid, key) for key, (oid, _, _) in shadow.items() if key[0] in ("function", "procedure"))
         )
         result = {}
-        for obj in declared:
+        for index, obj in enumerate(declared):
+            if index in failed:
+                result[(obj.kind.label, base_name(obj.name))] = unrenderable(obj)
+                continue
             if obj.kind in (FUNCTION, PROCEDURE):
                 key = next(routines)[1]
             elif obj.kind is TRIGGER:
@@ -179,17 +194,42 @@ class PostgreSQL:
         return result
 
 
-def create_all_at_once(connection: Connection, statements: list[str]) -> None:
-    """One round trip for all of them; if one fails, again one by one, to name the culprit."""
-    batch = ";\n".join(statements)
+def create_all_at_once(connection: Connection, statements: dict[int, list[str]]) -> set[int]:
+    """One round trip for all of them; if that fails, each object's statements on their own.
+    Returns the objects the database could not create (see ``unrenderable``)."""
+    batch = ";\n".join(statement for group in statements.values() for statement in group)
     if connection.dialect.paramstyle in ("format", "pyformat"):  # psycopg reads % as a placeholder
         batch = batch.replace("%", "%%")
     try:
         with connection.begin_nested():
             connection.exec_driver_sql(batch)
+        return set()
     except DBAPIError:
-        for statement in statements:
-            execute(connection, statement)
+        pass
+    failed = set()
+    for index, group in statements.items():
+        try:
+            with connection.begin_nested():
+                for statement in group:
+                    execute(connection, statement)
+        except DBAPIError as error:
+            if not missing_table(error):
+                raise  # the declared SQL itself is wrong: say so now
+            failed.add(index)
+    return failed
+
+
+def missing_table(error: DBAPIError) -> bool:
+    """The statement refers to a table that is not there (yet): SQLSTATE 42P01 (PostgreSQL)
+    or 42S02, error 1146 (MariaDB)."""
+    codes = {getattr(error.orig, "sqlstate", None), *getattr(error.orig, "args", ())[:1]}
+    return bool(codes & {"42P01", "42S02", 1146})
+
+
+def unrenderable(obj: ReplaceableObject) -> tuple[ReplaceableObject, None]:
+    """A declared object the database cannot create as things are, e.g. a view on a table that
+    this autogenerate is about to create: compared as "changed" (or new), never as equal."""
+    return obj, None
 
 
 def normalise_pg(definition: str, schema: str) -> str:
@@ -248,7 +288,13 @@ class MySQL:
         try:
             for obj in declared:
                 renamed = ReplaceableObject(temporary[base_name(obj.name)], to_temporary(obj.sqltext))
-                execute(connection, obj.kind.create(renamed))
+                try:
+                    execute(connection, obj.kind.create(renamed))
+                except DBAPIError as error:
+                    if not missing_table(error):
+                        raise
+                    result[(obj.kind.label, base_name(obj.name))] = unrenderable(obj)
+                    continue
                 made.append((obj.kind, renamed.name))
                 statement = cls._show(connection, obj.kind.label, renamed.name)
                 result[(obj.kind.label, base_name(obj.name))] = (obj, fold(back(statement)))

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared views, functions...
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
 from migrations.conditional import data_enabled
+from migrations.declared import in_dependency_order
 from migrations.failures import cannot_connect, migration_failed
 from migrations.irreversible import refuse_irreversible_downgrade
 from migrations.lock import lock_timeout, migration_lock
@@ -52,6 +53,8 @@ def process_revision_directives(migration_context, revision, directives):
             directives[:] = []
             config.print_stdout("No schema changes detected: no revision file written.")
             return
+        for operations in [*script.upgrade_ops_list, *script.downgrade_ops_list]:
+            in_dependency_order(operations)  # views after their tables, dropped before them
         for downgrade_ops in script.downgrade_ops_list:
             drop_tables_with_their_indexes(downgrade_ops)
 
