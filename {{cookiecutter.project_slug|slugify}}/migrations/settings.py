@@ -53,13 +53,19 @@ def database_url(config: Config) -> URL:
 def parse_url(raw: str, source: str) -> URL:
     """``make_url(raw)``, or a CommandError that echoes nothing of ``raw`` (it may hold a
     password). A URL that parses but not as meant is refused too: an unquoted ``@`` in the
-    password leaves the password's tail in the host, and a bad port echoes it."""
+    password leaves the password's tail in the host or the database name, and a bad port
+    echoes it."""
     try:
         url = make_url(raw)
         url.port  # noqa: B018  an out-of-range port raises here
     except (ArgumentError, ValueError, TypeError):
         url = None
-    if url is None or "@" in (url.host or "") or (url.port is not None and not 0 < url.port < 65536):
+    # Two @ (an unquoted @ in the password) can put part of the password in the host or the
+    # database name, which are shown: refused, whatever the parser made of them.
+    ambiguous = url is not None and url.get_backend_name() != "sqlite" and raw.count("@") > 1
+    # SQLite takes a file path, never a user, password or host: such a URL is a mistake.
+    ambiguous |= url is not None and url.get_backend_name() == "sqlite" and bool(url.username or url.host)
+    if url is None or ambiguous or "@" in (url.host or "") or (url.port is not None and not 0 < url.port < 65536):
         raise CommandError(
             f"{source} is not a valid SQLAlchemy URL: expected e.g. "
             "postgresql+psycopg://user:password@host/dbname (quote special "
