@@ -15,7 +15,7 @@ SQLAlchemy 2.x autobegins: a query run before ``context.configure()`` would leav
 transaction open, Alembic would treat it as the caller's and never commit. So the lock
 queries end their own transaction, unless the caller's transaction was already there.
 
-The wait is ``migration_lock_timeout`` seconds (alembic.ini, or the
+The wait is ``migration_lock_timeout`` seconds (alembic.ini or pyproject.toml, or the
 ``MIGRATION_LOCK_TIMEOUT`` environment variable); then a one-line error, nothing applied,
 on every database (``gave_up``).
 """
@@ -37,7 +37,7 @@ POLL_SECONDS = 0.1
 
 
 def lock_timeout(config: Config) -> float:
-    raw = os.environ.get("MIGRATION_LOCK_TIMEOUT") or config.get_main_option("migration_lock_timeout")
+    raw = os.environ.get("MIGRATION_LOCK_TIMEOUT") or config.get_alembic_option("migration_lock_timeout")
     try:
         return float(raw) if raw else DEFAULT_TIMEOUT
     except ValueError:

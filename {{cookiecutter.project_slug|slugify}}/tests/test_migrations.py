@@ -32,13 +32,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, inspect, text
 
 from migrations.replaceable import base_name, declared_objects
 from migrations.settings import make_engine, target_metadata
-from migrations.testing.fixtures import ALEMBIC_INI, Databases
+from migrations.testing.fixtures import ALEMBIC_INI, Databases, project_config
 from migrations.testing.schema import VERSION_TABLE, compared, existing_objects
 from migrations.testing.stairway import Migrator, NotDowngraded, differences, has_data_steps, load_script, walk
 
@@ -52,7 +51,7 @@ SKIP_REVISIONS: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def script() -> ScriptDirectory:
-    return load_script(Config(ALEMBIC_INI))
+    return load_script(project_config())
 
 
 @dataclass
@@ -85,7 +84,7 @@ def sqlite_without_fsync(connection: Connection) -> None:
 
 @contextmanager
 def migrator_on(url: URL, script: ScriptDirectory, data: bool = False) -> Iterator[Migrator]:
-    config = Config(ALEMBIC_INI)
+    config = project_config()
     config.attributes["database_url"] = url
     engine = make_engine(url)
     try:
@@ -177,7 +176,7 @@ def test_create_db_builds_what_upgrade_head_builds(new_database, at_head: URL, s
     command = [sys.executable, str(ALEMBIC_INI.parent / "create_db.py"), "--url", built.render_as_string(False)]
     result = subprocess.run(command, cwd=ALEMBIC_INI.parent, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    declared = declared_objects(target_metadata(Config(ALEMBIC_INI)))
+    declared = declared_objects(target_metadata(project_config()))
     built_engine, migrated_engine = make_engine(built), make_engine(at_head)
     try:
         with built_engine.connect() as a, migrated_engine.connect() as b:

@@ -23,7 +23,7 @@ from sqlalchemy import Column, Integer, Table, inspect, text
 
 from create_db import create_db
 from migrations.settings import make_engine, target_metadata
-from migrations.testing.fixtures import ALEMBIC_INI
+from migrations.testing.fixtures import ALEMBIC_INI, project_config
 
 
 def heads(config: Config) -> list[str]:
@@ -63,7 +63,7 @@ def test_create_db_builds_at_head_and_refuses_to_build_twice(alembic_config, eng
 def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, new_database_at_head):
     first, second = make_engine(database_at_head), make_engine(new_database_at_head())
     try:
-        assert versions(first) == versions(second) == heads(Config(ALEMBIC_INI))
+        assert versions(first) == versions(second) == heads(project_config())
         with first.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE recipes_probe (id INTEGER PRIMARY KEY)")
         assert set(user_objects(first)) - set(user_objects(second)) == {"recipes_probe"}
@@ -126,7 +126,7 @@ def test_a_shared_connection_rolled_back_leaves_no_trace(alembic_config: Config,
 
 def test_offline_sql_names_every_revision(database_url):
     buffer = io.StringIO()
-    config = Config(ALEMBIC_INI, output_buffer=buffer)
+    config = project_config(output_buffer=buffer)
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     command.upgrade(config, "heads", sql=True)

@@ -46,6 +46,12 @@ from migrations.testing.mariadb_copies import Original
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
+def project_config(**kwargs: Any) -> Config:
+    """The project's Alembic Config: alembic.ini, and ``[tool.alembic]`` in pyproject.toml
+    beside it, as the ``alembic`` command reads them in the project folder."""
+    return Config(ALEMBIC_INI, toml_file=ALEMBIC_INI.with_name("pyproject.toml"), **kwargs)
+
+
 def test_server() -> URL:
     """The server under test: ``TEST_DATABASE_URL``, else alembic.ini's ``sqlalchemy.url``."""
     if os.environ.get("TEST_DATABASE_URL"):
@@ -236,7 +242,7 @@ def build_and_record(recorded: str) -> None:
 
 def alembic_config_for(url: URL) -> Config:
     """The project's alembic.ini, pointed at ``url``, leaving pytest's logging alone."""
-    config = Config(ALEMBIC_INI)
+    config = project_config()
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False
     return config
