@@ -322,7 +322,7 @@ def test_the_stairway_starts_from_an_empty_database(database_url, engine):
             next(stairway(migrator))
 
 
-def test_a_downgrade_that_writes_a_table_differently_but_the_same_is_clean(project_copy, database_url, engine):
+def test_a_downgrade_that_writes_a_table_differently_but_the_same_is_clean(project_copy, database_url, engine, dialect):
     """The downgrade re-creates a table with other SQL text ("integer" for "INTEGER"), as a
     batch rebuild does: the same schema. On SQLite its ``sqlite_master`` rows differ, so the
     schema before the upgrade is rebuilt from its rows and both are reflected: equal, and
@@ -342,8 +342,10 @@ def test_a_downgrade_that_writes_a_table_differently_but_the_same_is_clean(proje
         assert [step.revision.revision for step in steps][-2:] == ["5a3e00000001", "5a3e00000002"]
         for step in steps:
             assert step.after_downgrade == step.before, differences(step.before, step.after_downgrade)
-        # compared as snapshots (on SQLite: the catalogs differed), with the table in them
-        assert isinstance(steps[-1].before, dict) and "rewritten" in steps[-1].before["tables"]
+        # on SQLite the catalogs differed, so snapshots were compared; on servers, catalogs
+        before = steps[-1].before
+        tables = before["tables"] if isinstance(before, dict) else before.tables
+        assert "rewritten" in tables and (dialect != "sqlite" or isinstance(before, dict))
         assert migrator.current() == ("5a3e00000002",)
 
 
