@@ -6,9 +6,9 @@ Import the ones a test folder uses in its ``conftest.py`` (tests/conftest.py doe
 
 - ``database_url`` (with ``engine`` and ``alembic_config`` on it): an empty database;
   ``new_database()`` makes more.
-- ``database_at_head``: a database already at head, as ``create_db.py`` builds it, in
-  milliseconds: create_db.py builds one database per test session, and each test gets its
-  own copy (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of the file;
+- ``database_at_head``: a database already at head, as ``create_db.py`` builds it, for a
+  fraction of a build's cost: create_db.py builds one database per test session, and each
+  test gets its own copy (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of the file;
   MariaDB: the statements create_db.py ran, replayed, or a copy an earlier test left as
   good as new, emptied again: see mariadb_copies.py). ``new_database_at_head()`` makes more.
 
