@@ -8,9 +8,10 @@ Import the ones a test folder uses in its ``conftest.py`` (tests/conftest.py doe
   ``new_database()`` makes more.
 - ``database_at_head``: a database already at head, as ``create_db.py`` builds it, for a
   fraction of a build's cost: create_db.py builds one database per test session, and each
-  test gets its own copy (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of the file;
-  MariaDB: the statements create_db.py ran, replayed, or a copy an earlier test left as
-  good as new, emptied again: see mariadb_copies.py). ``new_database_at_head()`` makes more.
+  test gets its own copy (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of
+  the file; MariaDB: the statements create_db.py ran, replayed, or a copy an earlier test
+  left as good as new, emptied again: see mariadb_copies.py). ``new_database_at_head()``
+  makes more.
 
 The server is ``TEST_DATABASE_URL`` if set, else ``sqlalchemy.url`` in alembic.ini
 (``DATABASE_URL`` is never used here, so tests cannot touch a real database). SQLite gets
