@@ -10,20 +10,10 @@ from pathlib import Path
 import pytest
 from alembic.config import Config
 
-# First: the collector settings apply to what the imports after them make.
-from migrations.testing.collector import pytest_collection, pytest_configure  # noqa: F401
-from migrations.testing.fixtures import (  # noqa: F401
-    alembic_config,
-    database_at_head,
-    database_url,
-    dialect,
-    engine,
-    head_template,
-    new_database,
-    new_database_at_head,
-    server,
-)
 from proofs.helpers import ALEMBIC_INI, PROJECT
+
+# The baked project's own fixtures and collector settings (tests/conftest.py).
+from tests.conftest import *  # noqa: F403
 
 
 @pytest.fixture
