@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from migrations.failures import describe
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
 from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
-from migrations.settings import database_url, make_engine, server_url, target_metadata
+from migrations.settings import database_url, run_on_connection, server_url, target_metadata
 from migrations.stamp import stamp_head
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
@@ -65,21 +65,27 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     timeout = lock_timeout(config)
     planned = plan(metadata)
     created_database = ensure_database_exists(url)
-    failure = None
+
     # The migration lock, as `alembic upgrade` takes it, for the whole build: on MariaDB it
     # must outlast the transaction, which would otherwise end after the lock is let go.
     # A lock timeout or a refusal leaves the database as it is, even one created above:
     # another run may have built it meanwhile.
-    with make_engine(url).connect() as connection, migration_lock(connection, timeout):
-        finished = finish_killed_build(connection, url)
-        if finished:
-            return finished
-        try:
-            head = build(connection, config, metadata, url, planned)
-        except (Refused, LockTimeout):  # SQLite's lock is taken in the build's transaction
-            raise
-        except Exception as error:
-            failure, left = error, clean_up_failed_build(connection, url, planned, created_database)
+    def build_locked(connection: Connection) -> tuple[str | None, str | None, Exception | None, str]:
+        """(what finishing a killed build said, or None; the head; a failure; what it left)"""
+        with migration_lock(connection, timeout):
+            finished = finish_killed_build(connection, url)
+            if finished:
+                return finished, None, None, ""
+            try:
+                return None, build(connection, config, metadata, url, planned), None, ""
+            except (Refused, LockTimeout):  # SQLite's lock is taken in the build's transaction
+                raise
+            except Exception as error:
+                return None, None, error, clean_up_failed_build(connection, url, planned, created_database)
+
+    finished, head, failure, left = run_on_connection(url, build_locked)  # an async URL too
+    if finished:
+        return finished
     if failure is not None:
         if left == DROP_WHEN_CLOSED:  # PostgreSQL: now that our session is gone
             left = drop_unused_database(url)
@@ -313,14 +319,15 @@ def why_not_ours_alone(connection: Connection) -> str | None:
 
 def drop_unused_database(url: URL) -> str:
     """PostgreSQL: a plain DROP DATABASE, which fails if anyone else is connected."""
-    admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
+
+    def drop(connection: Connection) -> None:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql(f"DROP DATABASE {connection.dialect.identifier_preparer.quote(url.database)}")
+
     try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE {connection.dialect.identifier_preparer.quote(url.database)}")
+        run_on_connection(server_url(url), drop)
     except DBAPIError as error:
         return f"{NOTHING_LEFT} except the database it created, kept because DROP DATABASE said: {describe(error)}"
-    finally:
-        admin.dispose()
     return f"{NOTHING_LEFT}: the database it created was dropped"
 
 
@@ -337,21 +344,25 @@ def ensure_database_exists(url: URL) -> bool:
     if url.get_backend_name() not in ("postgresql", *NON_TRANSACTIONAL_DDL) or not url.database:
         return False
     try:
-        make_engine(url).connect().close()
+        run_on_connection(url, lambda connection: None)
         return False
-    except OperationalError:
-        engine = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
+    except OperationalError as error:
+        connect_error = error
+
+    def create(connection: Connection) -> bool:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        if database_exists(connection, url.database):
+            raise connect_error  # it exists: the error was something else (credentials, permissions)
+        name = connection.dialect.identifier_preparer.quote(url.database)
+        try:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        except DBAPIError:
             if database_exists(connection, url.database):
-                raise  # it exists: the error was something else (credentials, permissions)
-            name = connection.dialect.identifier_preparer.quote(url.database)
-            try:
-                connection.exec_driver_sql(f"CREATE DATABASE {name}")
-            except DBAPIError:
-                if database_exists(connection, url.database):
-                    return False  # another run created it just now: not ours
-                raise
+                return False  # another run created it just now: not ours
+            raise
         return True
+
+    return run_on_connection(server_url(url), create)
 
 
 def database_exists(connection: Connection, name: str) -> bool:

@@ -16,7 +16,7 @@ from alembic import context
 from alembic.operations.ops import DropIndexOp, DropTableOp, ModifyTableOps
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared views, functions...
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
@@ -25,7 +25,13 @@ from migrations.declared import in_dependency_order
 from migrations.failures import cannot_connect, migration_failed
 from migrations.irreversible import refuse_irreversible_downgrade
 from migrations.lock import lock_timeout, migration_lock
-from migrations.settings import database_url, make_engine, sqlite_legacy_rename, transactional_sqlite
+from migrations.settings import (
+    database_url,
+    is_async_connectable,
+    run_on_connection,
+    sqlite_legacy_rename,
+    transactional_sqlite,
+)
 from migrations.settings import target_metadata as import_target_metadata
 
 config = context.config
@@ -108,23 +114,18 @@ def run_migrations_offline() -> None:
 # as it is: if it is in a transaction, the caller commits or rolls it back. Beware: a
 # Connection that has run any query is in one (SQLAlchemy 2.x autobegins), so commit it
 # yourself, or hand over a fresh one. An Engine there (pytest-alembic passes one) is
-# connected to. Otherwise we make our own.
+# connected to. An AsyncConnection or AsyncEngine works the same, called through the
+# caller's run_sync (see README). Otherwise we make our own, async for an async URL.
 def run_migrations_online() -> None:
     shared = config.attributes.get("connection")
     if isinstance(shared, Connection):
         run_migrations(shared)
         return
-    if shared is not None and not isinstance(shared, Engine):  # never fall back to another database
+    if shared is not None and not (isinstance(shared, Engine) or is_async_connectable(shared)):  # no fallback
         raise CommandError(
             f'config.attributes["connection"] is a {type(shared).__name__}: give a Connection or an Engine.'
         )
-    engine = shared if isinstance(shared, Engine) else make_engine(database_url(config))
-    try:
-        connection = engine.connect()
-    except OperationalError as error:
-        raise cannot_connect(error, engine.url) from None
-    with connection:
-        run_migrations(connection)
+    run_on_connection(shared if shared is not None else database_url(config), run_migrations, cannot_connect)
 
 
 def run_migrations(connection: Connection) -> None:

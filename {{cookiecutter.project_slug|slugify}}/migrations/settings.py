@@ -5,7 +5,9 @@
   ``sqlalchemy.url`` in alembic.ini;
 - the MetaData: ``target_metadata = module:attribute`` in alembic.ini;
 - the Engine: SQLAlchemy's, with SQLite made transactional (pysqlite would otherwise
-  commit every DDL statement on its own).
+  commit every DDL statement on its own);
+- async URLs (``postgresql+asyncpg``, ``sqlite+aiosqlite``, ...): ``run_on_connection``
+  runs the same sync code on an AsyncEngine's connection, through ``run_sync``.
 
 Mistakes here are expected (a typo in a URL, a moved module), so they raise
 ``alembic.util.CommandError``: the ``alembic`` command prints one line, no traceback.
@@ -13,19 +15,26 @@ Mistakes here are expected (a typo in a URL, a moved module), so they raise
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import importlib
+import importlib.util
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import reduce
+from typing import TYPE_CHECKING, TypeVar
 
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, make_url, pool
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from migrations.lock import gave_up
+
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet: imported only where an async URL is used
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def database_url(config: Config) -> URL:
@@ -97,6 +106,119 @@ def make_engine(url: URL | str) -> Engine:
     return engine
 
 
+T = TypeVar("T")
+
+
+def run_on_connection(
+    target: URL | Engine | AsyncEngine | AsyncConnection,
+    fn: Callable[[Connection], T],
+    cannot_connect: Callable[[OperationalError, URL], Exception] | None = None,
+) -> T:
+    """``fn(connection)`` on a new Connection of ``target`` (a URL: ours, see make_engine),
+    closed afterwards; ``cannot_connect(error, url)`` is raised if it cannot connect.
+
+    An async URL or AsyncEngine (``postgresql+asyncpg``, ``sqlite+aiosqlite``, ...) runs
+    ``fn`` as Alembic's async template does: on an AsyncEngine's connection through
+    ``run_sync``, under ``asyncio.run``. Inside a caller's ``run_sync`` (an async app
+    migrating in its own event loop), its AsyncEngine or AsyncConnection is used there."""
+    if isinstance(target, URL) and is_async(target) and target.get_backend_name() == "sqlite":
+        # aiosqlite runs sqlite3 in a thread: with no event loop to share, sqlite3 itself does
+        # the same on the same file, and the migration lock (lock.py) talks to it directly.
+        target = target.set(drivername="sqlite")
+    if isinstance(target, URL):
+        target = make_async_engine(target) if is_async(target) else make_engine(target)
+    if isinstance(target, Engine):
+        return _run_sync(target, fn, cannot_connect)
+    from sqlalchemy.ext.asyncio import AsyncConnection  # async from here: greenlet is installed
+    from sqlalchemy.util.concurrency import in_greenlet
+
+    if in_greenlet():  # inside the caller's run_sync: its connection, or its engine's sync side
+        if isinstance(target, AsyncConnection):
+            return fn(target.sync_connection)
+        return _run_sync(target.sync_engine, fn, cannot_connect)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no event loop: the alembic command, create_db.py
+        pass
+    else:
+        raise CommandError(
+            "Alembic was called inside an event loop: call it through run_sync, e.g. "
+            "await connection.run_sync(lambda sync_connection: command.upgrade(config, 'head'))."
+        )
+    if isinstance(target, AsyncConnection):
+        raise CommandError("An AsyncConnection is used through run_sync, inside its own event loop.")
+    return asyncio.run(_run_async(target, fn, cannot_connect))
+
+
+def is_async_connectable(shared: object) -> bool:
+    """An AsyncEngine or AsyncConnection (if one exists, sqlalchemy.ext.asyncio is imported)."""
+    if "sqlalchemy.ext.asyncio" not in sys.modules:
+        return False
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    return isinstance(shared, (AsyncConnection, AsyncEngine))
+
+
+def _run_sync(engine: Engine, fn: Callable[[Connection], T], cannot_connect) -> T:
+    try:
+        connection = engine.connect()
+    except OperationalError as error:
+        raise (cannot_connect(error, engine.url) if cannot_connect else error) from None
+    with connection:
+        return fn(connection)
+
+
+def is_async(url: URL) -> bool:
+    """True for an async driver's URL (asyncpg, psycopg_async, aiosqlite, aiomysql, asyncmy)."""
+    try:
+        return url.get_dialect().is_async
+    except (ArgumentError, NoSuchModuleError, ImportError):  # make_engine says so, in one line
+        return False
+
+
+async def _run_async(engine: AsyncEngine, fn: Callable[[Connection], T], cannot_connect) -> T:
+    """Alembic's async template: the sync ``fn`` on an AsyncEngine's connection."""
+    try:
+        try:
+            connection = await engine.connect().start()
+        except (DBAPIError, OSError) as error:
+            # asyncpg says "database does not exist" as a DBAPIError, "connection refused" as an
+            # OSError: an OperationalError, as the sync drivers' (and callers expect).
+            if not isinstance(error, OperationalError):
+                error = OperationalError("connect", None, getattr(error, "orig", None) or error)
+            raise (cannot_connect(error, engine.url) if cannot_connect else error) from None
+        try:
+            return await connection.run_sync(fn)
+        finally:
+            await connection.close()
+    finally:
+        await engine.dispose()
+
+
+def make_async_engine(url: URL) -> AsyncEngine:
+    """make_engine's AsyncEngine, for an async URL (an async app may use it too: its SQLite
+    is transactional, so a caller's rollback undoes migrations); a missing package is a
+    one-line error."""
+    safe = url.render_as_string(hide_password=True)
+    if importlib.util.find_spec("greenlet") is None:
+        raise CommandError(f"Cannot use database URL {safe}: async drivers need greenlet (pip install greenlet).")
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    try:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+    except ImportError as error:  # the async driver (DBAPI) is not installed
+        package = (error.name or str(error)).split(".")[0]
+        raise CommandError(
+            f"Cannot use database URL {safe}: its driver is not installed (pip install {package})."
+        ) from None
+    except (ArgumentError, NoSuchModuleError) as error:
+        raise CommandError(f"Cannot use database URL {safe}: {str(error).strip().splitlines()[0]}") from None
+    if engine.dialect.name == "sqlite":  # transactional, as make_engine's (SQLAlchemy's aiosqlite recipe)
+        event.listen(engine.sync_engine, "connect", _no_driver_transactions)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
 def _no_driver_transactions(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
 
@@ -109,7 +231,9 @@ def _begin_immediate(connection: Connection) -> None:
             raise
         # The write lock is SQLite's migration lock: it was not had within the busy timeout,
         # which migrations/lock.py sets to migration_lock_timeout.
-        waited = connection.connection.driver_connection.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+        cursor = connection.connection.dbapi_connection.cursor()  # sqlite3's, or aiosqlite's adapter
+        cursor.execute("PRAGMA busy_timeout")
+        waited = cursor.fetchone()[0] / 1000
         raise gave_up(connection.engine.url, waited) from None
 
 
@@ -126,8 +250,9 @@ def sqlite_legacy_rename(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "sqlite":
         yield
         return
-    raw = connection.connection.driver_connection
-    before = raw.execute("PRAGMA legacy_alter_table").fetchone()[0]
+    raw = connection.connection.dbapi_connection.cursor()  # sqlite3's, or aiosqlite's adapter
+    raw.execute("PRAGMA legacy_alter_table")
+    before = raw.fetchone()[0]
     raw.execute("PRAGMA legacy_alter_table = ON")
     try:
         yield
