@@ -31,13 +31,6 @@ ASYNC_DRIVERS = {  # the drivers of each backend, and the package each needs
 }
 
 
-# Known gap: lock.py's sqlite_busy_timeout calls the sqlite3 connection itself, and an
-# aiosqlite connection shared by the caller is async there (our own engines use sqlite3).
-SQLITE_SHARED = pytest.mark.xfail(
-    strict=True, raises=AttributeError, reason="lock.py's sqlite_busy_timeout on a shared aiosqlite connection"
-)
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test once per async driver of the database under test."""
     if "async_driver" in metafunc.fixturenames:
@@ -45,12 +38,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             backend = test_server().get_backend_name()
         except CommandError:  # the server fixture fails the test in one line
             backend = "sqlite"
-        shared = "async_connection" in metafunc.function.__name__
-        params = [
-            pytest.param(driver, marks=[SQLITE_SHARED] if shared and driver == "aiosqlite" else [])
-            for driver in sorted(ASYNC_DRIVERS[backend])
-        ]
-        metafunc.parametrize("async_driver", params)
+        metafunc.parametrize("async_driver", sorted(ASYNC_DRIVERS[backend]))
 
 
 @pytest.fixture

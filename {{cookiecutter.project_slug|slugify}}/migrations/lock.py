@@ -109,8 +109,9 @@ def migration_lock(connection: Connection, timeout: float, version_table: str = 
 def sqlite_busy_timeout(connection: Connection, timeout: float) -> Iterator[None]:
     """SQLite waits for a write lock as long as its busy timeout: ours, around the block.
     Set on the driver's connection, so no transaction is begun (see above)."""
-    raw = connection.connection.driver_connection
-    before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw = connection.connection.dbapi_connection.cursor()  # sqlite3's, or aiosqlite's adapter
+    raw.execute("PRAGMA busy_timeout")
+    before = raw.fetchone()[0]
     raw.execute(f"PRAGMA busy_timeout = {max(0, round(timeout * 1000))}")
     try:
         yield
