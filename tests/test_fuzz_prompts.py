@@ -148,7 +148,7 @@ def assert_project_works(project: Path, typed: dict[str, str]) -> None:
     yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
     for path in project.rglob("*.py"):
         compile(path.read_text(encoding="utf-8"), str(path), "exec")
-    [package] = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    package, *_ = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["only-include"]
     assert pyproject["project"]["name"] == project.name == typed.get("project_slug", project.name)
     assert package == typed.get("package_name", package)
     assert ini["alembic"]["target_metadata"] == typed.get("target_metadata", f"{package}.models:metadata")

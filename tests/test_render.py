@@ -40,7 +40,8 @@ def test_config_files_parse_and_say_what_was_chosen(bake, options):
     ini = Config(str(project.path / "alembic.ini"))
     package = options.get("package_name", project.path.name.replace("-", "_"))
     assert pyproject["project"]["name"] == project.path.name
-    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [package]
+    wheel = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["only-include"] == [package, "migrations", "create_db.py"]
     assert ini.get_main_option("target_metadata") == options.get("target_metadata", f"{package}.models:metadata")
     url = ini.get_main_option("sqlalchemy.url")
     database = options.get("database", "sqlite")

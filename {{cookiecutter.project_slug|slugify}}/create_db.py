@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
     parser.add_argument("-c", "--config", default=str(ALEMBIC_INI), help="path to alembic.ini")
     args = parser.parse_args(argv)
-    config = Config(args.config)
+    config = Config(args.config, toml_file=Path(args.config).with_name("pyproject.toml"))  # [tool.alembic] too
     try:
         if args.sql:
             print_sql(config, args.url)

@@ -267,11 +267,13 @@ def server_url(url: URL) -> URL:
 
 
 def target_metadata(config: Config) -> MetaData:
-    """Import the MetaData named by ``target_metadata = module:attribute``."""
-    path = config.get_main_option("target_metadata")
+    """Import the MetaData named by ``target_metadata = module:attribute`` (alembic.ini, or
+    ``[tool.alembic]`` in pyproject.toml)."""
+    path = config.get_alembic_option("target_metadata")
     if not path or ":" not in path:
         raise CommandError(
-            f"target_metadata = {path!r} in alembic.ini: expected module:attribute, e.g. my_project.models:metadata."
+            f"target_metadata = {path!r} in alembic.ini or pyproject.toml: "
+            "expected module:attribute, e.g. my_project.models:metadata."
         )
     module_name, _, attribute = path.partition(":")
     try:
