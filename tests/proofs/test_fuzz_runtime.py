@@ -129,3 +129,30 @@ def test_any_x_argument_runs_or_fails_in_one_line_before_any_ddl(argument, tmp_p
     if database.exists():
         with sqlite3.connect(database) as connection:
             assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_an_unquoted_at_in_the_password_shows_no_part_of_it():
+    """Issue #14's case: u:***@WKVX@127.0.0.1... showed the password's tail as the host."""
+    url = "postgresql+psycopg://u:ZQX7@WKVX@127.0.0.1:5432/db"
+    result = run("-m", "alembic", "upgrade", "head", url=url)
+    assert result.returncode != 0
+    one_line_without(result.stdout, "ZQX7@WKVX")
+    assert "WKVX" not in result.stdout + result.stderr
+    assert "urllib.parse.quote(password, safe='')" in result.stdout
+
+
+def test_a_test_database_url_that_does_not_parse_shows_no_part_of_the_password():
+    """Issue #14's case: the tests let make_url's "invalid literal for int() ... 'YVQJ'" through."""
+    env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "CI")}
+    env["TEST_DATABASE_URL"] = "postgresql+psycopg://u:ZQX7:YVQJ@127.0.0.1:YVQJ/db"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_recipes.py", "-q", "-p", "no:cacheprovider", "-k", "create_db"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "TEST_DATABASE_URL is not a valid SQLAlchemy URL" in result.stdout
+    assert "YVQJ" not in result.stdout + result.stderr and "ZQX7" not in result.stdout + result.stderr
