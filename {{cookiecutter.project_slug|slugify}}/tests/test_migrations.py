@@ -167,15 +167,37 @@ def row_counts(url: URL) -> dict[str, int]:
         engine.dispose()
 
 
-def test_create_db_builds_what_upgrade_head_builds(new_database, at_head: URL, script: ScriptDirectory):
+@dataclass
+class Build:
+    """``python create_db.py`` building ``url``, started when the module's tests start."""
+
+    url: URL
+    process: subprocess.Popen
+
+
+@pytest.fixture(scope="module", autouse=True)
+def create_db_build(databases: Databases) -> Iterator[Build]:
     """create_db.py runs in a process of its own, as users run it: what the revision modules
     did when this process imported them (attaching constraints to the models' tables) is
-    not in it."""
-    built = new_database()
+    not in it. It runs while the stairway walks (a second core's work, not the suite's time)."""
+    url = databases.new()
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    command = [sys.executable, str(ALEMBIC_INI.parent / "create_db.py"), "--url", built.render_as_string(False)]
-    result = subprocess.run(command, cwd=ALEMBIC_INI.parent, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    command = [sys.executable, str(ALEMBIC_INI.parent / "create_db.py"), "--url", url.render_as_string(False)]
+    process = subprocess.Popen(
+        command, cwd=ALEMBIC_INI.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield Build(url, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_create_db_builds_what_upgrade_head_builds(create_db_build: Build, at_head: URL, script: ScriptDirectory):
+    built = create_db_build.url
+    _, errors = create_db_build.process.communicate(timeout=300)
+    assert create_db_build.process.returncode == 0, errors
     declared = declared_objects(target_metadata(project_config()))
     built_engine, migrated_engine = make_engine(built), make_engine(at_head)
     try:
