@@ -48,3 +48,16 @@ def drop_database(url: URL) -> None:
         force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
     admin.dispose()
+
+
+def run_together(database_url: URL | str, *args: str, times: int, timeout: int = 300) -> list[tuple[int, str, str]]:
+    """``python *args`` started ``times`` at once in the project folder: (exit code, out, err) each."""
+    env = environment(database_url)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, *args], cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(times)
+    ]
+    outputs = [process.communicate(timeout=timeout) for process in processes]
+    return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs, strict=True)]

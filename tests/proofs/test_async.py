@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -19,7 +17,7 @@ from sqlalchemy import URL, inspect, text
 
 from migrations.settings import make_async_engine, make_engine
 from migrations.testing.fixtures import test_server
-from proofs.helpers import ALEMBIC_INI, PROJECT, alembic_cli, drop_database, environment, run_in_project
+from proofs.helpers import ALEMBIC_INI, alembic_cli, drop_database, run_in_project, run_together
 
 HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
 TIMEOUT = 120  # seconds, for any one subprocess
@@ -112,20 +110,8 @@ def test_create_db_creates_a_missing_database_on_an_async_url(async_url, databas
 
 
 def test_concurrent_upgrades_on_an_async_url_wait_for_the_lock(async_url, database_url):
-    env = environment(async_url)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "alembic", "upgrade", "head"],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    outputs = [process.communicate(timeout=TIMEOUT) for process in processes]
-    assert [process.returncode for process in processes] == [0] * 4, outputs
+    outputs = run_together(async_url, "-m", "alembic", "upgrade", "head", times=4, timeout=TIMEOUT)
+    assert [code for code, _, _ in outputs] == [0] * 4, outputs
     assert version(database_url) == HEAD
 
 

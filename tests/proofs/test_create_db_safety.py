@@ -34,7 +34,7 @@ from migrations.lock import migration_lock
 from migrations.replaceable import View
 from migrations.settings import make_engine, server_url, target_metadata
 from migrations.testing.schema import snapshot
-from proofs.helpers import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project
+from proofs.helpers import ALEMBIC_INI, drop_database, environment, run_in_project, run_together
 
 HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
 TIMEOUT = 120  # seconds, for any one wait
@@ -195,19 +195,7 @@ def test_create_db_never_drops_a_database_it_created_when_it_gives_up_waiting_fo
 
 def test_four_create_db_at_once_on_a_missing_database_build_it_once_and_keep_it(missing_database):
     """Not deterministic (which one creates the database, which one builds): the outcome is."""
-    env = environment(missing_database)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "create_db.py"],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    outputs = [(process.wait(TIMEOUT), *process.communicate(timeout=TIMEOUT)) for process in processes]
+    outputs = run_together(missing_database, "create_db.py", times=4, timeout=TIMEOUT)
     shown = "\n".join(f"exit {code}: {out}{err}" for code, out, err in outputs)
     after = picture(missing_database)
     assert after is not None and after["rows"]["alembic_version"] == [(HEAD,)], shown

@@ -32,7 +32,7 @@ from create_db import database_exists
 from migrations.lock import migration_lock
 from migrations.settings import make_engine, server_url
 from migrations.testing.schema import snapshot
-from proofs.helpers import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project
+from proofs.helpers import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project, run_together
 
 HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
 METADATA_MODULE = Config(ALEMBIC_INI).get_main_option("target_metadata").partition(":")[0]
@@ -150,21 +150,11 @@ def test_eight_concurrent_upgrades_apply_every_migration_exactly_once(database_u
     PostgreSQL and MariaDB serialize on the migration lock (migrations/lock.py); SQLite on
     the BEGIN IMMEDIATE that opens its one-transaction run (busy timeout: the lock timeout).
     """
-    env = environment(database_url)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "alembic", "-x", "data=true", "upgrade", "head"],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    outputs = [process.communicate(timeout=TIMEOUT) for process in processes]
-    codes = [process.returncode for process in processes]
-    failures = [f"exit {code}:\n{out}{err}" for code, (out, err) in zip(codes, outputs, strict=True) if code != 0]
+    results = run_together(
+        database_url, "-m", "alembic", "-x", "data=true", "upgrade", "head", times=8, timeout=TIMEOUT
+    )
+    codes = [code for code, _, _ in results]
+    failures = [f"exit {code}:\n{out}{err}" for code, out, err in results if code != 0]
     assert codes == [0] * 8, "\n".join(failures)
     assert versions(database_url) == [HEAD]
     engine = make_engine(database_url)

@@ -17,6 +17,7 @@ import re
 from sqlalchemy import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
+from create_db import tables_with_rows
 from migrations.settings import make_engine
 
 Picture = dict[tuple[str, str], str]  # (kind, name) -> its SHOW CREATE statement
@@ -45,17 +46,6 @@ def picture(connection: Connection) -> Picture | None:
     database = connection.exec_driver_sql("SELECT DATABASE()").scalar_one()
     found[("DATABASE", "")] = connection.exec_driver_sql(f"SHOW CREATE DATABASE {quote(database)}").one()[1]
     return {key: sql.replace(quote(database), "`<database>`") for key, sql in found.items()}
-
-
-def tables_with_rows(connection: Connection, tables: list[str]) -> list[str]:
-    """Which of these tables have a row: one query for all of them."""
-    if not tables:
-        return []
-    quote = connection.dialect.identifier_preparer.quote
-    query = " UNION ALL ".join(
-        f"SELECT {index} FROM DUAL WHERE EXISTS (SELECT 1 FROM {quote(name)})" for index, name in enumerate(tables)
-    )
-    return [tables[index] for (index,) in connection.exec_driver_sql(query)]
 
 
 def rows(connection: Connection, table: str) -> list[tuple]:
