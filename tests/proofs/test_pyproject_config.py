@@ -24,7 +24,7 @@ script_location = "%(here)s/migrations"
 file_template = "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s"
 prepend_sys_path = ["%(here)s"]
 target_metadata = "{target_metadata}"
-migration_lock_timeout = {lock_timeout}
+migration_lock_timeout = "{lock_timeout}"
 
 [[tool.alembic.post_write_hooks]]
 name = "ruff"
