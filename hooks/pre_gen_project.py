@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from jinja2.ext import Extension
 
 DATABASES = ("sqlite", "postgresql", "mysql")
+CONFIGS = ("alembic.ini", "pyproject.toml")  # where Alembic's settings and ours live
 # A title on one line: env.py's first docstring line holds it in 68 of ruff's 120 columns.
 MAX_NAME_COLUMNS = 50
 # Folder, distribution and package names; the package also names the database in the
@@ -117,6 +118,12 @@ def check_database(database: str) -> str | None:
     return None
 
 
+def check_config(config: str) -> str | None:
+    if config not in CONFIGS:
+        return f"config {config!r} is not supported: choose one of {', '.join(CONFIGS)}."
+    return None
+
+
 def rendered_metadata_paths(package: str) -> tuple[str, ...]:
     """The target_metadata answers that name what the template renders: <package>/models.py."""
     return tuple(f"{package}.models:{attribute}" for attribute in ("metadata", "Base", "Base.metadata"))
@@ -142,6 +149,7 @@ def errors(answers: Mapping[str, str]) -> list[str]:
         package_error,
         check_database(answers["database"]),
         None if package_error else check_target_metadata(answers["target_metadata"], answers["package_name"]),
+        check_config(answers["config"]),
     ]
     return [error for error in found if error]
 
@@ -173,6 +181,7 @@ def main() -> int:
         "package_name": json.loads(r'{{ cookiecutter.package_name | tojson }}'),
         "database": json.loads(r'{{ cookiecutter.database | tojson }}'),
         "target_metadata": json.loads(r'{{ cookiecutter.target_metadata | tojson }}'),
+        "config": json.loads(r'{{ cookiecutter.config | tojson }}'),
     }
     # fmt: on
     problems = errors(answers)

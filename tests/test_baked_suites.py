@@ -1,6 +1,6 @@
 """Each baked project's own tests pass on its database (SQLite, PostgreSQL, MariaDB): on the
 example history, and on a history the user wrote after deleting it, without writing a
-single file into the project.
+single file into the project; with Alembic's settings in alembic.ini and in pyproject.toml.
 
 The baked suite skips (with its reason) when its server is unreachable, and fails under
 CI=true; a run that passed nothing is reported here as a skip, never as a pass.
@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, make_url
 from tests.conftest import SERVERS, BakedProject
 
 DATABASES = ["sqlite", "postgresql", "mysql"]
+CONFIGS = ["alembic.ini", "pyproject.toml"]  # where the bake keeps Alembic's settings and ours
 
 # What a new user writes on day one, in place of the example models.
 OWN_MODELS = '''"""The application's models."""
@@ -71,16 +72,18 @@ def git(project: BakedProject, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("database", DATABASES)
-def test_the_baked_projects_tests_pass_on_its_database(bake, database):
-    project = bake(project_name=f"Suite {database}", database=database)
+def test_the_baked_projects_tests_pass_on_its_database(bake, database, config):
+    project = bake(project_name=f"Suite {database}", database=database, config=config)
     output = run_suite(project, database)
     assert int(re.search(r"(\d+) passed", output).group(1)) >= 10
 
 
+@pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("database", DATABASES)
-def test_the_baked_tests_pass_on_the_users_own_history_and_write_nothing(bake, database, tmp_path):
-    project = bake(project_name=f"Own {database}", database=database)
+def test_the_baked_tests_pass_on_the_users_own_history_and_write_nothing(bake, database, config, tmp_path):
+    project = bake(project_name=f"Own {database}", database=database, config=config)
     for revision in (project.path / "migrations" / "versions").glob("*.py"):
         revision.unlink()
     (project.path / project.path.name.replace("-", "_") / "models.py").write_text(OWN_MODELS)

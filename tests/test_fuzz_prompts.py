@@ -93,6 +93,7 @@ WILD = {
         st.sampled_from(["shop.db:Base.metadata", "models:metadata", "app.models:metadata"]), any_text
     ),
 }
+CONFIGS = ["alembic.ini", "pyproject.toml"]  # a choice, like database: where the settings live
 OWN_METADATA = ["{}.models:metadata", "{}.models:Base", "{}.models:Base.metadata", "{}.models:Base.meta"]
 
 
@@ -102,6 +103,7 @@ def answers(draw) -> dict[str, str]:
     wild = draw(st.one_of(st.just(frozenset()), st.frozensets(st.sampled_from(FIELDS), min_size=1, max_size=2)))
     typed = {field: draw(WILD[field] if field in wild else PLAUSIBLE[field]) for field in FIELDS[:3]}
     typed["database"] = draw(st.sampled_from(hook.DATABASES))
+    typed["config"] = draw(st.sampled_from(CONFIGS))
     package = typed["package_name"]
     own = st.sampled_from(OWN_METADATA).map(lambda path: path.format(package)) if package else st.nothing()
     typed["target_metadata"] = draw(WILD["target_metadata"] if "target_metadata" in wild else st.one_of(st.none(), own))
@@ -117,7 +119,7 @@ def bake(tmp: Path, typed: dict[str, str]) -> tuple[Path | None, str | None]:
     """Bake through the Python API: (project folder, None), or (None, the line the command line would print)."""
     config = tmp / "config.yaml"
     config.write_text(f"cookiecutters_dir: {tmp / 'cookiecutters'}\nreplay_dir: {tmp / 'replay'}\n")
-    context = {key: value if key == "database" else literal(value) for key, value in typed.items()}
+    context = {key: value if key in ("database", "config") else literal(value) for key, value in typed.items()}
     try:
         project = cookiecutter(
             str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp / "out"), config_file=str(config)
@@ -151,7 +153,9 @@ def assert_project_works(project: Path, typed: dict[str, str]) -> None:
     package, *_ = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["only-include"]
     assert pyproject["project"]["name"] == project.name == typed.get("project_slug", project.name)
     assert package == typed.get("package_name", package)
-    assert ini["alembic"]["target_metadata"] == typed.get("target_metadata", f"{package}.models:metadata")
+    settings = pyproject["tool"]["alembic"] if typed["config"] == "pyproject.toml" else ini["alembic"]
+    assert settings["target_metadata"] == typed.get("target_metadata", f"{package}.models:metadata")
+    assert ("alembic" in pyproject["tool"]) != ("target_metadata" in ini["alembic"])
     init = ast.parse((project / package / "__init__.py").read_text(encoding="utf-8"))
     assert ast.get_docstring(init, clean=False) == typed["project_name"] + "."
 

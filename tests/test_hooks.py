@@ -29,6 +29,7 @@ GOOD = {
     "package_name": "my_project",
     "database": "sqlite",
     "target_metadata": "my_project.models:metadata",
+    "config": "alembic.ini",
 }
 # What the rendered project imports, runs with, is built and rendered by (written out here,
 # not taken from the hook): a package of one of these names would shadow it.
@@ -231,7 +232,7 @@ def test_a_300_character_slug_is_one_error_line(cookiecutter_python, tmp_path):
 
 
 def test_a_typed_answer_with_template_markers_is_one_error_line(cookiecutter_python, tmp_path):
-    result, out, replay = run_cookiecutter(cookiecutter_python, tmp_path, typed="{{ Shop }}\n\n\n\n\n")
+    result, out, replay = run_cookiecutter(cookiecutter_python, tmp_path, typed="{{ Shop }}\n\n\n\n\n\n")
     assert result.returncode == 1
     assert result.stderr == ""
     assert result.stdout.count("ERROR") == 1
@@ -266,6 +267,22 @@ def test_the_hook_refuses_what_the_prompt_check_would_when_it_is_skipped(tmp_pat
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["ERROR: package_name 'class' is a Python keyword: choose another name."]
+    assert list(out.iterdir()) == []
+
+
+def test_the_hook_refuses_a_config_that_is_not_one_of_the_two(tmp_path):
+    # A replay file (or an older template's answers) can hold a value the prompt never offered.
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    answers = {**GOOD, "config": "setup.cfg", "_template": str(TEMPLATE), "__check_answers": "yes"}
+    (replay / "answers.json").write_text(json.dumps({"cookiecutter": answers}))
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "cookiecutter", "--replay-file", str(replay / "answers.json"), "-o", str(out)]
+    result = subprocess.run([*command, str(TEMPLATE)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    expected = "ERROR: config 'setup.cfg' is not supported: choose one of alembic.ini, pyproject.toml."
+    assert result.stderr.splitlines() == [expected]
     assert list(out.iterdir()) == []
 
 

@@ -117,9 +117,10 @@ def passed(result: subprocess.CompletedProcess, lowest: LowestVersions, at_least
     print(f"{output.strip().splitlines()[-1]} with {lowest.installed}")
 
 
+@pytest.mark.parametrize("config", ["alembic.ini", "pyproject.toml"])  # Alembic 1.16's [tool.alembic] reading too
 @pytest.mark.parametrize("database", DATABASES)
-def test_the_baked_suite_passes_with_the_lowest_allowed_versions(bake, lowest, database):
-    project = bake(project_name=f"Lowest {database}", database=database)
+def test_the_baked_suite_passes_with_the_lowest_allowed_versions(bake, lowest, database, config):
+    project = bake(project_name=f"Lowest {database}", database=database, config=config)
     passed(lowest.run(project, "pytest", database=database), lowest, at_least=10)
 
 

@@ -17,15 +17,24 @@ import pytest
 
 from tests.conftest import SERVERS, TEMPLATE
 
+# Where the settings live matters to reading them, not to the database: the pyproject.toml
+# bake's proofs run on SQLite here (its baked suite runs on all three: test_baked_suites.py).
+COMBINATIONS = [
+    pytest.param("sqlite", "alembic.ini", id="sqlite"),
+    pytest.param("postgresql", "alembic.ini", id="postgresql"),
+    pytest.param("mysql", "alembic.ini", id="mysql"),
+    pytest.param("sqlite", "pyproject.toml", id="sqlite-pyproject"),
+]
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql", "mysql"])
-def test_the_proofs_pass_against_a_baked_project(bake, database):
-    project = bake(project_name=f"Proofs {database}", database=database)
+
+@pytest.mark.parametrize(("database", "config"), COMBINATIONS)
+def test_the_proofs_pass_against_a_baked_project(bake, database, config):
+    project = bake(project_name=f"Proofs {database}", database=database, config=config)
     shutil.copytree(TEMPLATE / "tests" / "proofs", project.path / "proofs")
     env = {"TEST_DATABASE_URL": SERVERS[database]} if SERVERS[database] else {}
     result = project.run("python", "-m", "pytest", "proofs", "-p", "no:cacheprovider", "-q", "-rs", env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    print(f"{database}: {output.strip().splitlines()[-1]}")
+    print(f"{database}, {config}: {output.strip().splitlines()[-1]}")
     passed = re.search(r"(\d+) passed", output)
     assert passed is not None and int(passed.group(1)) >= 40, output

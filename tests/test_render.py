@@ -17,7 +17,14 @@ COMBINATIONS = [
         {"project_name": "Billing", "package_name": "billing_core", "target_metadata": "billing_core.models:Base"},
         id="custom-package-declarative-base",
     ),
+    pytest.param({"project_name": "Toml App", "config": "pyproject.toml"}, id="pyproject-sqlite"),
+    pytest.param(
+        {"project_name": "Toml Shop", "database": "postgresql", "config": "pyproject.toml", "package_name": "shop"},
+        id="pyproject-postgresql-custom-package",
+    ),
 ]
+# Where each config choice keeps Alembic's settings and ours (alembic.ini keeps the URL either way).
+SETTINGS = ("script_location", "file_template", "prepend_sys_path", "target_metadata", "migration_lock_timeout")
 JINJA_MARKERS = ("{{", "}}", "{%", "%}", "{#", "#}")
 
 
@@ -37,12 +44,20 @@ def test_no_template_syntax_is_left_in_any_file(bake, options):
 def test_config_files_parse_and_say_what_was_chosen(bake, options):
     project = bake(**options)
     pyproject = tomllib.loads(project.read("pyproject.toml"))
-    ini = Config(str(project.path / "alembic.ini"))
+    ini = Config(str(project.path / "alembic.ini"), toml_file=str(project.path / "pyproject.toml"))
     package = options.get("package_name", project.path.name.replace("-", "_"))
     assert pyproject["project"]["name"] == project.path.name
     wheel = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
     assert wheel["only-include"] == [package, "migrations", "create_db.py"]
-    assert ini.get_main_option("target_metadata") == options.get("target_metadata", f"{package}.models:metadata")
+    assert ini.get_alembic_option("target_metadata") == options.get("target_metadata", f"{package}.models:metadata")
+    assert ini.get_alembic_option("migration_lock_timeout") == "60"
+    in_toml = options.get("config") == "pyproject.toml"
+    toml_settings = pyproject["tool"].get("alembic", {})
+    for setting in SETTINGS:
+        assert (setting in toml_settings) == in_toml, setting
+        assert ini.file_config.has_option("alembic", setting) != in_toml, setting
+    assert ini.file_config.has_section("post_write_hooks") != in_toml
+    assert [hook["name"] for hook in toml_settings.get("post_write_hooks", [])] == (["ruff"] if in_toml else [])
     url = ini.get_main_option("sqlalchemy.url")
     database = options.get("database", "sqlite")
     driver = {"sqlite": "sqlite://", "postgresql": "postgresql+psycopg://", "mysql": "mysql+pymysql://"}[database]

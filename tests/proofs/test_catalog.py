@@ -5,11 +5,10 @@ no reflection), on SQLite from ``sqlite_master`` and the schema rebuilt from it.
 from __future__ import annotations
 
 import pytest
-from alembic.config import Config
 
 from migrations.testing.catalog import Catalog
 from migrations.testing.stairway import Migrator, differences
-from proofs.helpers import ALEMBIC_INI
+from proofs.helpers import config_of
 from proofs.test_stairway import HEAD, faulty_step, migrator_on, revision_source
 
 SERVERS = ("postgresql", "mysql")
@@ -107,7 +106,7 @@ def test_a_downgrade_that_leaves_each_kind_of_object_behind_is_seen(database_url
     statements, named = LEFTOVERS[kind]
     if dialect not in statements:
         pytest.skip(f"{kind}: not on {dialect}, or not one to add to an existing table there")
-    config = Config(ALEMBIC_INI)
+    config = config_of()
     config.attributes["database_url"] = database_url
     with engine.connect() as connection:
         migrator = Migrator(config, connection)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from create_db import database_exists
 from migrations.settings import make_engine, server_url
 from migrations.testing.schema import leftovers, snapshot
-from proofs.helpers import ALEMBIC_INI, drop_database, run_in_project
+from proofs.helpers import config_of, drop_database, run_in_project
 
 
 def rows(url) -> list[tuple]:
@@ -25,7 +25,7 @@ def rows(url) -> list[tuple]:
 
 
 def config_for(url) -> Config:
-    config = Config(ALEMBIC_INI)
+    config = config_of()
     config.attributes["database_url"] = url
     return config
 

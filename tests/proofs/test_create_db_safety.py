@@ -34,9 +34,9 @@ from migrations.lock import migration_lock
 from migrations.replaceable import View
 from migrations.settings import make_engine, server_url, target_metadata
 from migrations.testing.schema import snapshot
-from proofs.helpers import ALEMBIC_INI, drop_database, environment, run_in_project, run_together
+from proofs.helpers import config_of, drop_database, environment, run_in_project, run_together
 
-HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
+HEAD = ScriptDirectory.from_config(config_of()).get_current_head()
 TIMEOUT = 120  # seconds, for any one wait
 
 # A build that fails halfway: a table, then a view that is not SQL (target_metadata of a config).
@@ -77,7 +77,7 @@ def server_has(url: URL) -> bool:
 
 
 def config_for(url: URL, metadata: str | None = None, lock_timeout: float | None = None) -> Config:
-    config = Config(ALEMBIC_INI)
+    config = config_of()
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False  # leave pytest's logging alone
     if metadata:

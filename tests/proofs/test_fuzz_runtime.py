@@ -16,13 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alembic.config import Config
 from alembic.util import CommandError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migrations.settings import database_url, make_engine
-from proofs.helpers import ALEMBIC_INI, PROJECT
+from proofs.helpers import PROJECT, config_of
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 FIXTURES = [HealthCheck.function_scoped_fixture]  # the fixtures here give each example what it needs
@@ -63,7 +62,7 @@ def test_a_database_url_parses_as_meant_or_is_one_line_that_shows_no_password(mo
     url, password = given_url
     monkeypatch.setenv("DATABASE_URL", url)
     try:
-        parsed = database_url(Config(ALEMBIC_INI))
+        parsed = database_url(config_of())
     except CommandError as error:
         one_line_without(str(error), password)
         return

@@ -37,12 +37,20 @@ cwd = "%(here)s"
 
 @pytest.fixture
 def pyproject_project(tmp_path: Path) -> Path:
-    """A copy of the project whose alembic.ini keeps only the URL and logging."""
+    """A copy of the project whose alembic.ini keeps only the URL and logging: its settings moved
+    by hand into pyproject.toml, as a user of an ini bake would, or as a pyproject bake has them."""
     copy = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.db", "proofs", ".pytest_cache", ".venv", ".git")
     shutil.copytree(PROJECT, copy, ignore=ignore)
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(copy / "alembic.ini")
+    pyproject = copy / "pyproject.toml"
+    if "target_metadata" not in ini["alembic"]:  # baked with config=pyproject.toml: already there
+        baked = pyproject.read_text()
+        assert baked.count('migration_lock_timeout = "60"') == 1
+        ours = f'migration_lock_timeout = "{LOCK_TIMEOUT}"'
+        pyproject.write_text(baked.replace('migration_lock_timeout = "60"', ours))
+        return copy
     target_metadata = ini["alembic"]["target_metadata"]
     for key in list(ini["alembic"]):
         if key != "sqlalchemy.url":
@@ -50,7 +58,6 @@ def pyproject_project(tmp_path: Path) -> Path:
     ini.remove_section("post_write_hooks")
     with (copy / "alembic.ini").open("w") as file:
         ini.write(file)
-    pyproject = copy / "pyproject.toml"
     tool = TOOL_ALEMBIC.format(target_metadata=target_metadata, lock_timeout=LOCK_TIMEOUT)
     pyproject.write_text(pyproject.read_text() + tool)
     return copy

@@ -24,7 +24,6 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, inspect, make_url, text
 
@@ -32,10 +31,10 @@ from create_db import database_exists
 from migrations.lock import migration_lock
 from migrations.settings import make_engine, server_url
 from migrations.testing.schema import snapshot
-from proofs.helpers import ALEMBIC_INI, PROJECT, drop_database, environment, run_in_project, run_together
+from proofs.helpers import PROJECT, config_of, drop_database, environment, run_in_project, run_together
 
-HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
-METADATA_MODULE = Config(ALEMBIC_INI).get_main_option("target_metadata").partition(":")[0]
+HEAD = ScriptDirectory.from_config(config_of()).get_current_head()
+METADATA_MODULE = config_of().get_alembic_option("target_metadata").partition(":")[0]
 TIMEOUT = 120  # seconds, for any one subprocess
 
 
@@ -332,7 +331,7 @@ def test_sigkill_mid_upgrade_then_rerun(project_copy, new_database, dialect, tmp
         # CREATE TABLE (MariaDB cannot roll DDL back) while the version row stays at HEAD.
         assert versions(database_url) == [HEAD]
         reference = new_database()
-        config = Config(ALEMBIC_INI)
+        config = config_of()
         config.attributes["database_url"] = reference
         command.upgrade(config, HEAD)
         assert left["tables"].pop("during_kill", None) is not None
@@ -487,9 +486,16 @@ BAD_INPUTS = [
 def test_bad_input_to_alembic_is_a_clear_error_and_touches_nothing(
     project_copy, database_url, dialect, options, bad_url, bad_metadata, message
 ):
-    if bad_metadata is not None:
-        ini = project_copy / "alembic.ini"
-        ini.write_text(re.sub(r"(?m)^target_metadata = .*$", f"target_metadata = {bad_metadata}", ini.read_text()))
+    if bad_metadata is not None:  # in alembic.ini, or in pyproject.toml's [tool.alembic] (a TOML string)
+        rewritten = 0
+        for path, value in (
+            (project_copy / "alembic.ini", bad_metadata),
+            (project_copy / "pyproject.toml", f'"{bad_metadata}"'),
+        ):
+            text_, count = re.subn(r"(?m)^target_metadata = .*$", f"target_metadata = {value}", path.read_text())
+            path.write_text(text_)
+            rewritten += count
+        assert rewritten == 1
     if bad_url and bad_url.startswith("mssql+pymssql") and importlib.util.find_spec("pymssql"):
         pytest.skip("pymssql is installed here: the URL's driver would be found")
     files_before = files(project_copy)
