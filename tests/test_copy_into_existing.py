@@ -3,7 +3,9 @@
 A scratch repository with its own models package (``shop.db``, a declarative ``Base``) and
 its own plain Alembic history gets the baked ``alembic.ini``, ``create_db.py`` and
 ``migrations/``; the example revisions go, its revision moves in, and the one
-``target_metadata`` line of alembic.ini is pointed at ``shop.db:Base.metadata``. Then
+``target_metadata`` line of alembic.ini is pointed at ``shop.db:Base.metadata`` (baked with
+config=pyproject.toml: the ``[tool.alembic]`` table joins the repository's own pyproject.toml,
+and its line is pointed there). Then
 create_db.py, upgrade, autogenerate and downgrade run as subprocesses there, on SQLite
 files named by ``DATABASE_URL``.
 """
@@ -16,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,10 +138,27 @@ def columns(repo: ScratchRepo, database: str, table: str) -> list[str]:
         engine.dispose()
 
 
-@pytest.fixture
-def repo(bake, tmp_path) -> ScratchRepo:
+# The existing repository's own pyproject.toml, for the config=pyproject.toml bake to join.
+EXISTING_PYPROJECT = """\
+[project]
+name = "shop"
+version = "1.0"
+
+[tool.ruff]
+line-length = 100
+"""
+
+
+def tool_alembic(pyproject: str) -> str:
+    """The rendered [tool.alembic] table and its [[tool.alembic.*]] arrays, as text to copy."""
+    tables = re.split(r"(?m)^(?=\[)", pyproject)
+    return "".join(table for table in tables if re.match(r"\[\[?tool\.alembic[].]", table))
+
+
+@pytest.fixture(params=["alembic.ini", "pyproject.toml"])
+def repo(bake, tmp_path, request) -> ScratchRepo:
     """Steps 1 to 4 of the README on a scratch repository with its own models and history."""
-    baked = bake()
+    baked = bake(config=request.param)
     root = tmp_path / "existing-repo"
     databases = tmp_path / "databases"
     databases.mkdir()
@@ -160,22 +180,33 @@ def repo(bake, tmp_path) -> ScratchRepo:
         example.unlink()
     shutil.move(own_history / f"{OWN_REVISION}_create_product.py", scratch.versions)
 
-    ini = root / "alembic.ini"
-    original = ini.read_text()
-    edited, count = TARGET_METADATA_LINE.subn(f"target_metadata = {TARGET_METADATA}", original)
-    assert count == 1, f"expected exactly one `target_metadata = ...` line in alembic.ini, found {count}"
-    ini.write_text(edited)
+    settings, value = root / "alembic.ini", TARGET_METADATA
+    if request.param == "pyproject.toml":  # its [tool.alembic] joins the repository's own pyproject.toml
+        settings, value = root / "pyproject.toml", f'"{TARGET_METADATA}"'
+        table = tool_alembic((baked.path / "pyproject.toml").read_text())
+        assert table.startswith("[tool.alembic]") and "[[tool.alembic.post_write_hooks]]" in table, table
+        settings.write_text(EXISTING_PYPROJECT + "\n" + table)
+    edited, count = TARGET_METADATA_LINE.subn(f"target_metadata = {value}", settings.read_text())
+    assert count == 1, f"expected exactly one `target_metadata = ...` line in {settings.name}, found {count}"
+    settings.write_text(edited)
     return scratch
 
 
-def test_alembic_ini_still_parses_with_only_target_metadata_changed(repo):
-    ini = repo.path / "alembic.ini"
+def test_the_settings_still_parse_with_only_target_metadata_changed(repo):
+    ini, pyproject = repo.path / "alembic.ini", repo.path / "pyproject.toml"
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(ini.read_text())
-    assert parser.get("alembic", "target_metadata") == TARGET_METADATA
-    assert Config(str(ini)).get_main_option("target_metadata") == TARGET_METADATA
-    changed = [line for line in ini.read_text().splitlines() if line.startswith("target_metadata")]
-    assert changed == [f"target_metadata = {TARGET_METADATA}"]
+    config = Config(str(ini), toml_file=str(pyproject))
+    assert config.get_alembic_option("target_metadata") == TARGET_METADATA
+    if pyproject.exists():  # config=pyproject.toml: the ini keeps the URL and logging
+        assert not parser.has_option("alembic", "target_metadata")
+        assert tomllib.loads(pyproject.read_text())["project"]["name"] == "shop"
+        changed = [line for line in pyproject.read_text().splitlines() if line.startswith("target_metadata")]
+        assert changed == [f'target_metadata = "{TARGET_METADATA}"']
+    else:
+        assert parser.get("alembic", "target_metadata") == TARGET_METADATA
+        changed = [line for line in ini.read_text().splitlines() if line.startswith("target_metadata")]
+        assert changed == [f"target_metadata = {TARGET_METADATA}"]
     assert sorted(path.name for path in repo.revision_files()) == [f"{OWN_REVISION}_create_product.py"]
 
 
