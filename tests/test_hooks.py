@@ -242,47 +242,35 @@ def test_a_typed_answer_with_template_markers_is_one_error_line(cookiecutter_pyt
     assert list(out.iterdir()) == [] and not replay.exists()
 
 
-def test_the_hook_refuses_what_the_prompt_check_would_when_it_is_skipped(tmp_path):
-    # --replay skips the answers' rendering, so only the pre-generation hook sees them.
+def bake_from_replay(tmp_path: Path, **answers: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """cookiecutter --replay-file with GOOD's answers but ``answers``: (result, output folder).
+
+    --replay skips the answers' rendering, so only the pre-generation hook sees them; a replay
+    file (or an older template's answers) can also hold a value the prompt never offered."""
     replay = tmp_path / "replay"
     replay.mkdir()
-    answers = {**GOOD, "package_name": "class", "_template": str(TEMPLATE), "__check_answers": "yes"}
-    (replay / "answers.json").write_text(json.dumps({"cookiecutter": answers}))
-    out = tmp_path / "out"
-    out.mkdir()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--replay-file",
-            str(replay / "answers.json"),
-            "-o",
-            str(out),
-            str(TEMPLATE),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == ["ERROR: package_name 'class' is a Python keyword: choose another name."]
-    assert list(out.iterdir()) == []
-
-
-def test_the_hook_refuses_a_config_that_is_not_one_of_the_two(tmp_path):
-    # A replay file (or an older template's answers) can hold a value the prompt never offered.
-    replay = tmp_path / "replay"
-    replay.mkdir()
-    answers = {**GOOD, "config": "setup.cfg", "_template": str(TEMPLATE), "__check_answers": "yes"}
-    (replay / "answers.json").write_text(json.dumps({"cookiecutter": answers}))
+    context = {**GOOD, **answers, "_template": str(TEMPLATE), "__check_answers": "yes"}
+    (replay / "answers.json").write_text(json.dumps({"cookiecutter": context}))
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "cookiecutter", "--replay-file", str(replay / "answers.json"), "-o", str(out)]
-    result = subprocess.run([*command, str(TEMPLATE)], capture_output=True, text=True, cwd=tmp_path)
+    return subprocess.run([*command, str(TEMPLATE)], capture_output=True, text=True, cwd=tmp_path), out
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "class"}, "ERROR: package_name 'class' is a Python keyword: choose another name."),
+        (
+            {"config": "setup.cfg"},
+            "ERROR: config 'setup.cfg' is not supported: choose one of alembic.ini, pyproject.toml.",
+        ),
+    ],
+)
+def test_the_hook_refuses_what_the_prompt_check_would_when_it_is_skipped(tmp_path, answers, message):
+    result, out = bake_from_replay(tmp_path, **answers)
     assert result.returncode == 1
-    expected = "ERROR: config 'setup.cfg' is not supported: choose one of alembic.ini, pyproject.toml."
-    assert result.stderr.splitlines() == [expected]
+    assert result.stderr.splitlines() == [message]
     assert list(out.iterdir()) == []
 
 
