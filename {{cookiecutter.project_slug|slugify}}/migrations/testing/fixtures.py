@@ -22,6 +22,7 @@ tests that need it, with the reason, except under ``CI=true``: there it fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import re
@@ -32,17 +33,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
 from migrations.failures import describe
-from migrations.settings import make_engine, parse_url, server_url
+from migrations.settings import is_async, make_async_engine, make_engine, parse_url, run_on_connection, server_url
+from migrations.testing.connections import connected
 from migrations.testing.mariadb_copies import Original
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -68,7 +73,7 @@ def unreachable(url: URL) -> str | None:
     if url.get_backend_name() == "sqlite":
         return None
     try:
-        make_engine(server_url(url)).connect().close()
+        run_on_connection(server_url(url), lambda _connection: None)  # an async URL: its async driver
     except OperationalError as error:
         return (
             f"{url.get_backend_name()} server {url.render_as_string(hide_password=True)} "
@@ -114,15 +119,17 @@ class Databases:
 
     def _create(self, template: str | None = None) -> URL:
         """A uniquely named database (PostgreSQL: a clone of ``template``); SQLite: a file name."""
-        if self.server.get_backend_name() == "sqlite":
-            return make_url(f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:12]}.sqlite'}")
+        if self.server.get_backend_name() == "sqlite":  # the server's driver: sqlite, or aiosqlite
+            path = self.folder / f"{uuid.uuid4().hex[:12]}.sqlite"
+            return make_url(f"sqlite:///{path}").set(drivername=self.server.drivername)
         url = self.server.set(database=f"test_{uuid.uuid4().hex[:12]}")
-        admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
+
+        def create(connection: Connection) -> None:
             quote = connection.dialect.identifier_preparer.quote
             clause = f" TEMPLATE {quote(template)}" if template else ""
             connection.exec_driver_sql(f"CREATE DATABASE {quote(url.database)}{clause}")
-        admin.dispose()
+
+        connected(server_url(url), create, isolation_level="AUTOCOMMIT")
         return url
 
     def drop_all(self) -> None:
@@ -131,13 +138,14 @@ class Databases:
         self.lent.clear()
         if not self.created:
             return
-        admin = make_engine(server_url(self.server)).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
+
+        def drop(connection: Connection) -> None:
             force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
             for url in self.created:
                 name = connection.dialect.identifier_preparer.quote(url.database)
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        admin.dispose()
+
+        connected(server_url(self.server), drop, isolation_level="AUTOCOMMIT")
         self.created.clear()
 
 
@@ -191,21 +199,19 @@ class HeadTemplate:
 
     def replay(self, url: URL) -> None:
         """Run the recorded statements on the database of ``url``, as the driver got them."""
-        engine = make_engine(url)
-        connection = engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            for statement in self.statements:
-                if statement.many:
-                    engine.dialect.do_executemany(cursor, statement.sql, statement.parameters)
-                elif statement.no_parameters:
-                    engine.dialect.do_execute_no_params(cursor, statement.sql)
-                else:
-                    engine.dialect.do_execute(cursor, statement.sql, statement.parameters)
-            connection.commit()
-        finally:
-            connection.close()
-            engine.dispose()
+        connected(url, self._replay)
+
+    def _replay(self, connection: Connection) -> None:
+        dialect, driver = connection.dialect, connection.connection  # the driver's connection, pooled
+        cursor = driver.cursor()
+        for statement in self.statements:
+            if statement.many:
+                dialect.do_executemany(cursor, statement.sql, statement.parameters)
+            elif statement.no_parameters:
+                dialect.do_execute_no_params(cursor, statement.sql)
+            else:
+                dialect.do_execute(cursor, statement.sql, statement.parameters)
+        driver.commit()
 
     def take_back(self, url: URL) -> bool:
         """MariaDB: keep a copy its test is done with for the next one, if it can be made as
@@ -284,7 +290,15 @@ def database_url(new_database: Callable[[], URL]) -> URL:
 
 
 @pytest.fixture
-def engine(database_url: URL) -> Iterator[Engine]:
+def engine(database_url: URL) -> Iterator[Engine | AsyncEngine]:
+    """An Engine on this test's empty database; on an async URL an AsyncEngine (no pool: any
+    event loop may use it, e.g. pytest-asyncio's; sync code reaches it through
+    ``migrations.settings.run_on_connection(engine, fn)``)."""
+    if is_async(database_url):
+        engine = make_async_engine(database_url)
+        yield engine
+        asyncio.run(engine.dispose())
+        return
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
