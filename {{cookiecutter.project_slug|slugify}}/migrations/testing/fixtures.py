@@ -18,6 +18,10 @@ The server is ``TEST_DATABASE_URL`` if set, else ``sqlalchemy.url`` in alembic.i
 a file in the test's tmp_path; PostgreSQL and MariaDB get a uniquely named database,
 created for the test and dropped after it. A server that cannot be reached skips the
 tests that need it, with the reason, except under ``CI=true``: there it fails.
+
+An async URL (``postgresql+asyncpg://...``, ``sqlite+aiosqlite:///...``) is used through its
+async driver (see connections.py): the databases are created and dropped with it, and
+``engine`` is an AsyncEngine.
 """
 
 from __future__ import annotations
@@ -260,9 +264,9 @@ def server() -> URL:
     """The database server under test (a SQLite URL means: files in tmp_path)."""
     try:
         url = test_server()
-    except CommandError as error:  # one line, nothing of the URL in it
+        reason = unreachable(url)
+    except CommandError as error:  # one line, nothing of the URL in it (an async driver not installed...)
         pytest.fail(str(error), pytrace=False)
-    reason = unreachable(url)
     if reason is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and {reason}", pytrace=False)
