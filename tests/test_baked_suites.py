@@ -53,16 +53,22 @@ metadata = Base.metadata
 '''
 
 
-def run_suite(project: BakedProject, database: str) -> str:
-    env = {"TEST_DATABASE_URL": SERVERS[database]} if SERVERS[database] else {}
-    result = project.run("python", "-m", "pytest", "-q", "-rs", env=env)
+def run_suite(
+    project: BakedProject, database: str, url: str | None = None, env: dict[str, str] | None = None, args=()
+) -> str:
+    """The baked project's ``pytest`` on ``url`` (default: the database's server), with ``env``
+    and pytest's ``args`` added; its output. A run that passed nothing is skipped."""
+    label = url.split(":")[0] if url else database  # the scheme: nothing of a password
+    url = url or SERVERS[database]
+    env = {**({"TEST_DATABASE_URL": url} if url else {}), **(env or {})}
+    result = project.run("python", "-m", "pytest", "-q", "-rs", *args, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     passed = re.search(r"(\d+) passed", output)
     if passed is None:
         pytest.skip(f"the baked {database} suite ran nothing: {output.strip().splitlines()[-3:]}")
     assert "failed" not in output.strip().splitlines()[-1]
-    print(f"{database}: {output.strip().splitlines()[-1]}")
+    print(f"{label}: {output.strip().splitlines()[-1]}")
     return output
 
 

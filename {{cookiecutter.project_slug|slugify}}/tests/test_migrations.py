@@ -17,7 +17,10 @@ views and functions included, stamped at head, and no table that ``upgrade head`
 
 Every step runs through env.py on one shared connection, a line of revisions in one run of
 env.py, with the ScriptDirectory loaded once per module (migrations/testing/stairway.py),
-so a history of a hundred revisions takes seconds, not minutes.
+so a history of a hundred revisions takes seconds, not minutes. On an async
+TEST_DATABASE_URL (postgresql+asyncpg://...) that connection is an AsyncConnection, and the
+suite runs through run_sync on it, as Alembic's async template does
+(migrations/testing/connections.py).
 The template repository's tests prove that each of these checks fails when it should.
 """
 
@@ -36,9 +39,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, inspect, text
 
 from migrations.replaceable import base_name, declared_objects
-from migrations.settings import make_engine, target_metadata
+from migrations.settings import target_metadata
+from migrations.testing.connections import Link, connected
 from migrations.testing.fixtures import ALEMBIC_INI, Databases, project_config
-from migrations.testing.schema import VERSION_TABLE, compared, existing_objects
+from migrations.testing.schema import VERSION_TABLE, compared, existing_objects, sqlite_driver_rows
 from migrations.testing.stairway import Migrator, NotDowngraded, differences, has_data_steps, load_script, walk
 
 # Check only the revisions after this one, e.g. when hundreds of old ones are settled
@@ -79,20 +83,16 @@ def walked() -> Walked:
 def sqlite_without_fsync(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         # A throwaway database: a commit need not wait for the disk (an fsync is ~7 ms here).
-        connection.connection.driver_connection.execute("PRAGMA synchronous = OFF")
+        sqlite_driver_rows(connection, "PRAGMA synchronous = OFF")
 
 
 @contextmanager
 def migrator_on(url: URL, script: ScriptDirectory, data: bool = False) -> Iterator[Migrator]:
     config = project_config()
     config.attributes["database_url"] = url
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            sqlite_without_fsync(connection)
-            yield Migrator(config, connection, script, data=data)
-    finally:
-        engine.dispose()
+    with Link(url) as link:  # on an async URL, an AsyncConnection
+        link.run(sqlite_without_fsync, link.connection)
+        yield Migrator(config, link, script, data=data)
 
 
 @pytest.fixture(scope="module")
@@ -156,15 +156,14 @@ def test_the_models_match_the_schema_at_head(at_head: URL, script: ScriptDirecto
 
 def row_counts(url: URL) -> dict[str, int]:
     """Every table's row count, the version table aside."""
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            quote = connection.dialect.identifier_preparer.quote
-            tables = sorted(set(inspect(connection).get_table_names()) - {VERSION_TABLE})
-            count = "SELECT count(*) FROM {}"
-            return {table: connection.execute(text(count.format(quote(table)))).scalar() for table in tables}
-    finally:
-        engine.dispose()
+
+    def counts(connection: Connection) -> dict[str, int]:
+        quote = connection.dialect.identifier_preparer.quote
+        tables = sorted(set(inspect(connection).get_table_names()) - {VERSION_TABLE})
+        count = "SELECT count(*) FROM {}"
+        return {table: connection.execute(text(count.format(quote(table)))).scalar() for table in tables}
+
+    return connected(url, counts)
 
 
 @dataclass
@@ -199,22 +198,21 @@ def test_create_db_builds_what_upgrade_head_builds(create_db_build: Build, at_he
     _, errors = create_db_build.process.communicate(timeout=300)
     assert create_db_build.process.returncode == 0, errors
     declared = declared_objects(target_metadata(project_config()))
-    built_engine, migrated_engine = make_engine(built), make_engine(at_head)
-    try:
-        with built_engine.connect() as a, migrated_engine.connect() as b:
-            migrated_schema, built_schema = compared(b, a)
-            assert built_schema == migrated_schema, "\n".join(differences(migrated_schema, built_schema))
-            built_objects = existing_objects(a)
-            for obj in declared:  # the declared views, functions... were built and compared too
-                key = f"{obj.kind.label} {base_name(obj.name)}"  # then "(arguments)" or " ON table" on some
-                found = [k for k in built_objects if k == key or k.startswith((f"{key}(", f"{key} ON "))]
-                assert found, f"{key} is not in the database create_db.py built"
-            for connection in (a, b):
-                versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
-                assert sorted(versions) == sorted(script.get_heads())
-    finally:
-        built_engine.dispose()
-        migrated_engine.dispose()
+
+    def compare(a: Connection, b: Connection) -> None:
+        migrated_schema, built_schema = compared(b, a)
+        assert built_schema == migrated_schema, "\n".join(differences(migrated_schema, built_schema))
+        built_objects = existing_objects(a)
+        for obj in declared:  # the declared views, functions... were built and compared too
+            key = f"{obj.kind.label} {base_name(obj.name)}"  # then "(arguments)" or " ON table" on some
+            found = [k for k in built_objects if k == key or k.startswith((f"{key}(", f"{key} ON "))]
+            assert found, f"{key} is not in the database create_db.py built"
+        for connection in (a, b):
+            versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+            assert sorted(versions) == sorted(script.get_heads())
+
+    with Link(built) as a, Link(at_head) as b:  # async: both on the suite's event loop
+        a.run(compare, a.connection, b.connection)
     migrated_rows, built_rows = row_counts(at_head), row_counts(built)
     empty = [f"{table} ({count} rows)" for table, count in migrated_rows.items() if count and not built_rows[table]]
     assert not empty, (

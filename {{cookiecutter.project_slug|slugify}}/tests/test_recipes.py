@@ -1,12 +1,15 @@
 """The cookbook's recipes, wired in this project, hold for whatever history and models it has.
 
 Each test uses a database of its own; none writes into the project folder (a revision is
-written to a copy of migrations/ in the test's tmp_path).
+written to a copy of migrations/ in the test's tmp_path). On an async TEST_DATABASE_URL the
+``engine`` fixture is an AsyncEngine, and recipe 3 is the async application's: Alembic
+inside the caller's ``run_sync``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
 import shutil
@@ -19,10 +22,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Column, Integer, Table, inspect, text
+from sqlalchemy import Column, Connection, Engine, Integer, Table, inspect, text
 
 from create_db import create_db
-from migrations.settings import make_engine, target_metadata
+from migrations.settings import target_metadata
+from migrations.testing.connections import connected
 from migrations.testing.fixtures import ALEMBIC_INI, project_config
 
 
@@ -30,16 +34,45 @@ def heads(config: Config) -> list[str]:
     return sorted(ScriptDirectory.from_config(config).get_heads())
 
 
-def versions(engine) -> list[str]:
-    with engine.connect() as connection:
+def versions(database) -> list[str]:
+    """The version table's rows in a database: its URL, Engine or AsyncEngine."""
+
+    def read(connection: Connection) -> list[str]:
         if not inspect(connection).has_table("alembic_version"):
             return []
         return sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
+    return connected(database, read)
 
-def user_objects(engine) -> list[str]:
-    inspector = inspect(engine)
-    return sorted(inspector.get_table_names() + inspector.get_view_names())
+
+def user_objects(database) -> list[str]:
+    def read(connection: Connection) -> list[str]:
+        inspector = inspect(connection)
+        return sorted(inspector.get_table_names() + inspector.get_view_names())
+
+    return connected(database, read)
+
+
+def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> None:
+    """Recipe 3: ``alembic upgrade heads`` on the caller's connection, in its transaction, which
+    the caller then commits or rolls back. An AsyncEngine's: inside its ``run_sync``, as an
+    async application migrates at start-up."""
+    if isinstance(engine, Engine):
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "heads")
+            transaction.commit() if commit else transaction.rollback()
+        return
+
+    async def upgrade() -> None:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            config.attributes["connection"] = connection
+            await connection.run_sync(lambda _connection: command.upgrade(config, "heads"))
+            await (transaction.commit() if commit else transaction.rollback())
+
+    asyncio.run(upgrade())
 
 
 @pytest.fixture
@@ -61,15 +94,15 @@ def test_create_db_builds_at_head_and_refuses_to_build_twice(alembic_config, eng
 
 
 def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, new_database_at_head):
-    first, second = make_engine(database_at_head), make_engine(new_database_at_head())
-    try:
-        assert versions(first) == versions(second) == heads(project_config())
-        with first.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE recipes_probe (id INTEGER PRIMARY KEY)")
-        assert set(user_objects(first)) - set(user_objects(second)) == {"recipes_probe"}
-    finally:
-        first.dispose()
-        second.dispose()
+    first, second = database_at_head, new_database_at_head()
+    assert versions(first) == versions(second) == heads(project_config())
+
+    def create_probe(connection: Connection) -> None:
+        connection.exec_driver_sql("CREATE TABLE recipes_probe (id INTEGER PRIMARY KEY)")
+        connection.commit()
+
+    connected(first, create_probe)
+    assert set(user_objects(first)) - set(user_objects(second)) == {"recipes_probe"}
 
 
 def test_autogenerate_at_head_writes_no_revision(scratch_config: Config):
@@ -106,21 +139,14 @@ def test_a_bad_data_flag_fails_before_any_ddl(alembic_config: Config, engine):
 
 def test_a_shared_connection_is_committed_by_its_caller(alembic_config: Config, engine):
     """Recipe 3: Alembic runs inside the caller's transaction and leaves the commit to it."""
-    with engine.connect() as connection:
-        with connection.begin():
-            alembic_config.attributes["connection"] = connection
-            command.upgrade(alembic_config, "heads")
+    upgrade_in_callers_transaction(engine, alembic_config, commit=True)
     assert versions(engine) == heads(alembic_config)
 
 
 def test_a_shared_connection_rolled_back_leaves_no_trace(alembic_config: Config, engine, dialect):
     if dialect in ("mysql", "mariadb"):
         pytest.skip("MariaDB commits every DDL statement implicitly: no transaction can undo it")
-    with engine.connect() as connection:
-        transaction = connection.begin()
-        alembic_config.attributes["connection"] = connection
-        command.upgrade(alembic_config, "heads")
-        transaction.rollback()
+    upgrade_in_callers_transaction(engine, alembic_config, commit=False)
     assert user_objects(engine) == []
 
 

@@ -4,6 +4,8 @@
   test (``TEST_DATABASE_URL``, else alembic.ini's URL);
 - ``stairway``: Alembic's commands in-process on one connection, and the stairway walk;
 - ``schema``: a comparable picture of a database's schema;
+- ``connections``: connections through the URL's own driver; on an async URL, an
+  AsyncConnection that the sync machinery uses through ``run_sync``;
 - ``collector``: garbage-collector settings that keep a long history's suite fast.
 
 tests/test_migrations.py uses them; nothing in the application imports them.

@@ -18,10 +18,15 @@ The server is ``TEST_DATABASE_URL`` if set, else ``sqlalchemy.url`` in alembic.i
 a file in the test's tmp_path; PostgreSQL and MariaDB get a uniquely named database,
 created for the test and dropped after it. A server that cannot be reached skips the
 tests that need it, with the reason, except under ``CI=true``: there it fails.
+
+An async URL (``postgresql+asyncpg://...``, ``sqlite+aiosqlite:///...``) is used through its
+async driver (see connections.py): the databases are created and dropped with it, and
+``engine`` is an AsyncEngine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import re
@@ -32,17 +37,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
 from migrations.failures import describe
-from migrations.settings import make_engine, parse_url, server_url
+from migrations.settings import is_async, make_async_engine, make_engine, parse_url, run_on_connection, server_url
+from migrations.testing.connections import connected
 from migrations.testing.mariadb_copies import Original
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -68,7 +77,7 @@ def unreachable(url: URL) -> str | None:
     if url.get_backend_name() == "sqlite":
         return None
     try:
-        make_engine(server_url(url)).connect().close()
+        run_on_connection(server_url(url), lambda _connection: None)  # an async URL: its async driver
     except OperationalError as error:
         return (
             f"{url.get_backend_name()} server {url.render_as_string(hide_password=True)} "
@@ -114,15 +123,17 @@ class Databases:
 
     def _create(self, template: str | None = None) -> URL:
         """A uniquely named database (PostgreSQL: a clone of ``template``); SQLite: a file name."""
-        if self.server.get_backend_name() == "sqlite":
-            return make_url(f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:12]}.sqlite'}")
+        if self.server.get_backend_name() == "sqlite":  # the server's driver: sqlite, or aiosqlite
+            path = self.folder / f"{uuid.uuid4().hex[:12]}.sqlite"
+            return make_url(f"sqlite:///{path}").set(drivername=self.server.drivername)
         url = self.server.set(database=f"test_{uuid.uuid4().hex[:12]}")
-        admin = make_engine(server_url(url)).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
+
+        def create(connection: Connection) -> None:
             quote = connection.dialect.identifier_preparer.quote
             clause = f" TEMPLATE {quote(template)}" if template else ""
             connection.exec_driver_sql(f"CREATE DATABASE {quote(url.database)}{clause}")
-        admin.dispose()
+
+        connected(server_url(url), create, isolation_level="AUTOCOMMIT")
         return url
 
     def drop_all(self) -> None:
@@ -131,13 +142,14 @@ class Databases:
         self.lent.clear()
         if not self.created:
             return
-        admin = make_engine(server_url(self.server)).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
+
+        def drop(connection: Connection) -> None:
             force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
             for url in self.created:
                 name = connection.dialect.identifier_preparer.quote(url.database)
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        admin.dispose()
+
+        connected(server_url(self.server), drop, isolation_level="AUTOCOMMIT")
         self.created.clear()
 
 
@@ -191,21 +203,19 @@ class HeadTemplate:
 
     def replay(self, url: URL) -> None:
         """Run the recorded statements on the database of ``url``, as the driver got them."""
-        engine = make_engine(url)
-        connection = engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            for statement in self.statements:
-                if statement.many:
-                    engine.dialect.do_executemany(cursor, statement.sql, statement.parameters)
-                elif statement.no_parameters:
-                    engine.dialect.do_execute_no_params(cursor, statement.sql)
-                else:
-                    engine.dialect.do_execute(cursor, statement.sql, statement.parameters)
-            connection.commit()
-        finally:
-            connection.close()
-            engine.dispose()
+        connected(url, self._replay)
+
+    def _replay(self, connection: Connection) -> None:
+        dialect, driver = connection.dialect, connection.connection  # the driver's connection, pooled
+        cursor = driver.cursor()
+        for statement in self.statements:
+            if statement.many:
+                dialect.do_executemany(cursor, statement.sql, statement.parameters)
+            elif statement.no_parameters:
+                dialect.do_execute_no_params(cursor, statement.sql)
+            else:
+                dialect.do_execute(cursor, statement.sql, statement.parameters)
+        driver.commit()
 
     def take_back(self, url: URL) -> bool:
         """MariaDB: keep a copy its test is done with for the next one, if it can be made as
@@ -254,9 +264,9 @@ def server() -> URL:
     """The database server under test (a SQLite URL means: files in tmp_path)."""
     try:
         url = test_server()
-    except CommandError as error:  # one line, nothing of the URL in it
+        reason = unreachable(url)
+    except CommandError as error:  # one line, nothing of the URL in it (an async driver not installed...)
         pytest.fail(str(error), pytrace=False)
-    reason = unreachable(url)
     if reason is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and {reason}", pytrace=False)
@@ -284,7 +294,15 @@ def database_url(new_database: Callable[[], URL]) -> URL:
 
 
 @pytest.fixture
-def engine(database_url: URL) -> Iterator[Engine]:
+def engine(database_url: URL) -> Iterator[Engine | AsyncEngine]:
+    """An Engine on this test's empty database; on an async URL an AsyncEngine (no pool: any
+    event loop may use it, e.g. pytest-asyncio's; sync code reaches it through
+    ``migrations.settings.run_on_connection(engine, fn)``)."""
+    if is_async(database_url):
+        engine = make_async_engine(database_url)
+        yield engine
+        asyncio.run(engine.dispose())
+        return
     engine = make_engine(database_url)
     yield engine
     engine.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from create_db import tables_with_rows
-from migrations.settings import make_engine
+from migrations.testing.connections import connected
 
 Picture = dict[tuple[str, str], str]  # (kind, name) -> its SHOW CREATE statement
 OBJECTS = """
@@ -58,28 +58,22 @@ class Original:
 
     def __init__(self, url: URL) -> None:
         self.url = url
-        engine = make_engine(url)
-        try:
-            with engine.connect() as connection:
-                self.picture = picture(connection)
-                tables = [name for kind, name in self.picture or {} if kind == "TABLE"]
-                self.rows = {table: rows(connection, table) for table in tables_with_rows(connection, tables)}
-        finally:
-            engine.dispose()
+        connected(url, self._read)
+
+    def _read(self, connection: Connection) -> None:
+        self.picture = picture(connection)
+        tables = [name for kind, name in self.picture or {} if kind == "TABLE"]
+        self.rows = {table: rows(connection, table) for table in tables_with_rows(connection, tables)}
 
     def restore(self, url: URL) -> bool:
         """Make the copy at ``url`` as good as new; False (leaving it for the caller to drop)
         when it cannot be made so."""
         if self.picture is None:
             return False
-        engine = make_engine(url)
         try:
-            with engine.connect() as connection:
-                return self._restore(connection)
+            return connected(url, self._restore)
         except DBAPIError:  # e.g. its test dropped a table the original's rows go back into
             return False
-        finally:
-            engine.dispose()
 
     def _restore(self, connection: Connection) -> bool:
         others = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"

@@ -183,10 +183,19 @@ def sqlite_catalog(connection: Connection) -> tuple[tuple[Any, ...], ...] | None
     """
     if connection.dialect.name != "sqlite":
         return None
-    rows = connection.connection.driver_connection.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name, tbl_name"
-    )
-    return tuple(rows.fetchall())
+    return tuple(sqlite_driver_rows(connection, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY 1, 2, 3"))
+
+
+def sqlite_driver_rows(connection: Connection, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql``, run by the driver itself on the connection's own SQLite connection
+    (sqlite3's, or aiosqlite's adapter, where the connection can be used: see
+    migrations/testing/connections.py), outside SQLAlchemy's transaction handling."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def replayable(catalog: tuple[tuple[Any, ...], ...]) -> bool:

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, inspect, text
 
 from migrations.irreversible import irreversible_reason
 from migrations.testing.catalog import Catalog, catalog, pictured
+from migrations.testing.connections import Link
 from migrations.testing.schema import (
     VERSION_TABLE,
     replayable,
@@ -39,6 +40,7 @@ from migrations.testing.schema import (
     snapshot_of_catalog,
     snapshot_of_copy,
     sqlite_catalog,
+    sqlite_driver_rows,
 )
 
 COUNTS_PER_QUERY = 400  # scalar subqueries in one SELECT: below every database's column limit
@@ -79,12 +81,19 @@ class Migrator:
     ``config.attributes["data"]``: the revisions' data steps run too (-x data=true).
     On SQLite, ``capture()`` takes the rows of ``sqlite_master``, and ``compare()`` reflects
     the schema they describe only when they differ.
+
+    ``connection`` may be a Link (migrations/testing/connections.py): on an async URL, env.py
+    gets its AsyncConnection, and every step runs through ``run_sync`` on it.
     """
 
     def __init__(
-        self, config: Config, connection: Connection, script: ScriptDirectory | None = None, data: bool = False
+        self, config: Config, connection: Connection | Link, script: ScriptDirectory | None = None, data: bool = False
     ) -> None:
-        config.attributes["connection"] = connection
+        link = connection if isinstance(connection, Link) else None
+        self.link = link if link is not None and link.is_async else None  # a sync one adds nothing
+        if link is not None:
+            connection = link.connection
+        config.attributes["connection"] = self.link.shared if self.link is not None else connection
         config.attributes["data"] = data
         config.attributes["configure_logger"] = False  # leave pytest's logging alone
         self.config = config
@@ -93,8 +102,12 @@ class Migrator:
         self.script = script if script is not None else load_script(config)
         self.sqlite = connection.dialect.name == "sqlite"
 
+    def _on(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` where the connection can be used (an async Link's: through run_sync)."""
+        return fn(*args) if self.link is None else self.link.run(fn, *args)
+
     def _run_env(self) -> None:
-        self.script.run_env()
+        self._on(self.script.run_env)
 
     def _run(self, steps, destination: str) -> None:
         """What ``alembic.command.upgrade``/``downgrade`` do, with our ScriptDirectory."""
@@ -161,6 +174,9 @@ class Migrator:
 
     def current(self) -> tuple[str, ...]:
         """The revisions in the version table."""
+        return self._on(self._current)
+
+    def _current(self) -> tuple[str, ...]:
         with self._reading() as connection:
             if not inspect(connection).has_table(VERSION_TABLE):
                 return ()
@@ -168,6 +184,9 @@ class Migrator:
 
     def snapshot(self) -> dict[str, Any]:
         """migrations/testing/schema.py's snapshot of the database now."""
+        return self._on(self._snapshot)
+
+    def _snapshot(self) -> dict[str, Any]:
         with self._reading() as connection:
             return snapshot(connection)
 
@@ -176,6 +195,9 @@ class Migrator:
         ``keep=False``: ``compare()`` will not need to reflect this state once the database
         has changed (it is the state ``now`` of that comparison, reflected live). On
         PostgreSQL and MariaDB: the catalog, one query (migrations/testing/catalog.py)."""
+        return self._on(self._capture, keep)
+
+    def _capture(self, keep: bool) -> Captured:
         if not self.sqlite:
             with self._reading() as connection:
                 found = catalog(connection)
@@ -187,7 +209,7 @@ class Migrator:
         tables = [name for kind, name, *_ in rows if kind == "table" and not name.startswith("sqlite_")]
         captured = Captured(catalog=rows, tables=sorted(set(tables) - {VERSION_TABLE}))
         if keep and not replayable(rows):  # a virtual table: keep a copy of the whole database
-            driver = self.connection.connection.driver_connection
+            driver = self.connection.connection.dbapi_connection  # sqlite3's (aiosqlite's adapter has none)
             if hasattr(driver, "serialize"):  # Python 3.11+; it sees the run's uncommitted changes
                 captured.copy = driver.serialize()
             else:
@@ -213,6 +235,9 @@ class Migrator:
 
     def row_counts(self, tables: list[str]) -> dict[str, int]:
         """The number of rows in each of these tables (a few hundred tables per query)."""
+        return self._on(self._row_counts, tables)
+
+    def _row_counts(self, tables: list[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._reading() as connection:
             quote = connection.dialect.identifier_preparer.quote
@@ -220,7 +245,7 @@ class Migrator:
                 chunk = tables[start : start + COUNTS_PER_QUERY]
                 query = "SELECT " + ", ".join(f"(SELECT count(*) FROM {quote(table)})" for table in chunk)
                 if self.sqlite:  # see capture()
-                    row = connection.connection.driver_connection.execute(query).fetchone()
+                    row = sqlite_driver_rows(connection, query)[0]
                 else:  # the driver's own SQL: nothing for SQLAlchemy to compile (a new statement each time)
                     if connection.dialect.paramstyle in ("format", "pyformat"):
                         query = query.replace("%", "%%")
