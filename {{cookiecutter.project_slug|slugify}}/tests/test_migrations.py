@@ -38,6 +38,7 @@ from sqlalchemy import URL, Connection, inspect, text
 
 from migrations.replaceable import base_name, declared_objects
 from migrations.settings import make_engine, target_metadata
+from migrations.testing.collector import freeze
 from migrations.testing.fixtures import ALEMBIC_INI, Databases, project_config
 from migrations.testing.schema import VERSION_TABLE, compared, existing_objects
 from migrations.testing.stairway import (
@@ -60,7 +61,16 @@ SKIP_REVISIONS: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def script() -> ScriptDirectory:
-    return load_script(project_config())
+    """The history, every revision module imported, and the models too: what they make lives
+    as long as the run, and is frozen out of the collector's way (migrations/testing/collector.py)."""
+    config = project_config()
+    loaded = load_script(config)
+    try:
+        target_metadata(config)  # env.py imports the models in any case
+    except Exception:  # env.py says what is wrong, in the tests that run it
+        pass
+    freeze()
+    return loaded
 
 
 @dataclass
