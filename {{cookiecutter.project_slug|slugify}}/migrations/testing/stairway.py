@@ -234,24 +234,29 @@ class Migrator:
         return before.snapshot, now.snapshot if now.snapshot is not None else self.snapshot()
 
     def row_counts(self, tables: list[str]) -> dict[str, int]:
-        """The number of rows in each of these tables (a few hundred tables per query)."""
+        """The number of rows in each of these tables (see ``row_counts()``)."""
         return self._on(self._row_counts, tables)
 
     def _row_counts(self, tables: list[str]) -> dict[str, int]:
-        counts: dict[str, int] = {}
         with self._reading() as connection:
-            quote = connection.dialect.identifier_preparer.quote
-            for start in range(0, len(tables), COUNTS_PER_QUERY):
-                chunk = tables[start : start + COUNTS_PER_QUERY]
-                query = "SELECT " + ", ".join(f"(SELECT count(*) FROM {quote(table)})" for table in chunk)
-                if self.sqlite:  # see capture()
-                    row = sqlite_driver_rows(connection, query)[0]
-                else:  # the driver's own SQL: nothing for SQLAlchemy to compile (a new statement each time)
-                    if connection.dialect.paramstyle in ("format", "pyformat"):
-                        query = query.replace("%", "%%")
-                    row = connection.exec_driver_sql(query).one()
-                counts.update(zip(chunk, row, strict=True))
-        return counts
+            return row_counts(connection, tables)
+
+
+def row_counts(connection: Connection, tables: list[str]) -> dict[str, int]:
+    """The number of rows in each of these tables, a few hundred tables per query."""
+    counts: dict[str, int] = {}
+    quote = connection.dialect.identifier_preparer.quote
+    for start in range(0, len(tables), COUNTS_PER_QUERY):
+        chunk = tables[start : start + COUNTS_PER_QUERY]
+        query = "SELECT " + ", ".join(f"(SELECT count(*) FROM {quote(table)})" for table in chunk)
+        if connection.dialect.name == "sqlite":  # see Migrator.capture()
+            row = sqlite_driver_rows(connection, query)[0]
+        else:  # the driver's own SQL: nothing for SQLAlchemy to compile (a new statement each time)
+            if connection.dialect.paramstyle in ("format", "pyformat"):
+                query = query.replace("%", "%%")
+            row = connection.exec_driver_sql(query).one()
+        counts.update(zip(chunk, row, strict=True))
+    return counts
 
 
 @dataclass
