@@ -196,7 +196,7 @@ def test_the_checks_refuse_in_one_line_and_accept_only_sound_names(typed):
     own_metadata = [f"{package}.models:metadata", f"{package}.models:Base", f"{package}.models:Base.metadata"]
     for metadata in [*own_metadata, "shop.db:Base.metadata", f"{package}.models:Base.meta"]:
         answered = {**typed, "project_slug": slug, "package_name": package, "target_metadata": metadata}
-        found = hook.errors({**answered, "database": "sqlite"})
+        found = hook.errors({**answered, "database": "sqlite", "config": "alembic.ini"})
         for message in found:
             assert len(message.splitlines()) == 1 and message.isprintable(), repr(message)
         if not found:
