@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from proofs.helpers import PROJECT, config_of
+from migrations.testing.fixtures import project_config
+from proofs.helpers import PROJECT
 
 # The baked project's own fixtures and collector settings (tests/conftest.py).
 from tests.conftest import *  # noqa: F403
@@ -19,7 +20,7 @@ from tests.conftest import *  # noqa: F403
 def project_copy(tmp_path: Path) -> Path:
     """A copy of the migration unit and the models, to add revisions or edit models in."""
     copy = tmp_path / "project"
-    package = config_of().get_alembic_option("target_metadata").split(":")[0].split(".")[0]
+    package = project_config().get_alembic_option("target_metadata").split(":")[0].split(".")[0]
     ignore = shutil.ignore_patterns("__pycache__", "*.db")
     for name in ("migrations", package):
         shutil.copytree(PROJECT / name, copy / name, ignore=ignore)

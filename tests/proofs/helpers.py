@@ -8,19 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alembic.config import Config
 from sqlalchemy import URL
 
 from migrations.settings import make_engine, server_url
 from migrations.testing.fixtures import ALEMBIC_INI
 
 PROJECT = ALEMBIC_INI.parent
-
-
-def config_of(folder: Path = PROJECT, **kwargs) -> Config:
-    """The Alembic config of the project in ``folder``: its alembic.ini, and ``[tool.alembic]`` in
-    its pyproject.toml (where a project baked with ``config=pyproject.toml`` keeps its settings)."""
-    return Config(folder / "alembic.ini", toml_file=folder / "pyproject.toml", **kwargs)
 
 
 # Variables of the test's own environment that would change what a subprocess does.

@@ -16,10 +16,10 @@ from alembic.util import CommandError
 from sqlalchemy import URL, inspect, text
 
 from migrations.settings import make_async_engine, make_engine
-from migrations.testing.fixtures import test_server
-from proofs.helpers import alembic_cli, config_of, drop_database, run_in_project, run_together
+from migrations.testing.fixtures import project_config, test_server
+from proofs.helpers import alembic_cli, drop_database, run_in_project, run_together
 
-HEAD = ScriptDirectory.from_config(config_of()).get_current_head()
+HEAD = ScriptDirectory.from_config(project_config()).get_current_head()
 TIMEOUT = 120  # seconds, for any one subprocess
 ASYNC_DRIVERS = {  # the drivers of each backend, and the package each needs
     "postgresql": {"asyncpg": "asyncpg", "psycopg_async": "psycopg"},

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from migrations.testing.catalog import Catalog
+from migrations.testing.fixtures import project_config
 from migrations.testing.stairway import Migrator, differences
-from proofs.helpers import config_of
 from proofs.test_stairway import HEAD, faulty_step, migrator_on, revision_source
 
 SERVERS = ("postgresql", "mysql")
@@ -106,7 +106,7 @@ def test_a_downgrade_that_leaves_each_kind_of_object_behind_is_seen(database_url
     statements, named = LEFTOVERS[kind]
     if dialect not in statements:
         pytest.skip(f"{kind}: not on {dialect}, or not one to add to an existing table there")
-    config = config_of()
+    config = project_config()
     config.attributes["database_url"] = database_url
     with engine.connect() as connection:
         migrator = Migrator(config, connection)

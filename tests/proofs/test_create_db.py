@@ -13,8 +13,9 @@ from sqlalchemy import text
 
 from create_db import database_exists
 from migrations.settings import make_engine, server_url
+from migrations.testing.fixtures import project_config
 from migrations.testing.schema import leftovers, snapshot
-from proofs.helpers import config_of, drop_database, run_in_project
+from proofs.helpers import drop_database, run_in_project
 
 
 def rows(url) -> list[tuple]:
@@ -25,7 +26,7 @@ def rows(url) -> list[tuple]:
 
 
 def config_for(url) -> Config:
-    config = config_of()
+    config = project_config()
     config.attributes["database_url"] = url
     return config
 

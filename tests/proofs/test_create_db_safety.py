@@ -33,10 +33,11 @@ from create_db import create_db, database_exists
 from migrations.lock import migration_lock
 from migrations.replaceable import View
 from migrations.settings import make_engine, server_url, target_metadata
+from migrations.testing.fixtures import project_config
 from migrations.testing.schema import snapshot
-from proofs.helpers import config_of, drop_database, environment, run_in_project, run_together
+from proofs.helpers import drop_database, environment, run_in_project, run_together
 
-HEAD = ScriptDirectory.from_config(config_of()).get_current_head()
+HEAD = ScriptDirectory.from_config(project_config()).get_current_head()
 TIMEOUT = 120  # seconds, for any one wait
 
 # A build that fails halfway: a table, then a view that is not SQL (target_metadata of a config).
@@ -77,7 +78,7 @@ def server_has(url: URL) -> bool:
 
 
 def config_for(url: URL, metadata: str | None = None, lock_timeout: float | None = None) -> Config:
-    config = config_of()
+    config = project_config()
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False  # leave pytest's logging alone
     if metadata:

@@ -11,7 +11,8 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import Engine, inspect, text
 
-from proofs.helpers import alembic_cli, config_of
+from migrations.testing.fixtures import project_config
+from proofs.helpers import alembic_cli
 
 
 def customers(engine: Engine) -> int:
@@ -72,7 +73,7 @@ def test_a_non_boolean_attribute_is_an_error(alembic_config, engine):
 
 def test_downgrade_runs_data_steps_before_schema_steps(database_url):
     buffer = io.StringIO()
-    config = with_x(config_of(output_buffer=buffer), "data=true")
+    config = with_x(project_config(output_buffer=buffer), "data=true")
     config.attributes["database_url"] = database_url
     command.downgrade(config, "3ab8b2dfb055:base", sql=True)
     sql = buffer.getvalue()

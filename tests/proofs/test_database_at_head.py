@@ -14,9 +14,9 @@ from sqlalchemy import URL, text
 
 from create_db import create_db
 from migrations.settings import make_engine
-from migrations.testing.fixtures import Databases, HeadTemplate
+from migrations.testing.fixtures import Databases, HeadTemplate, project_config
 from migrations.testing.schema import snapshot
-from proofs.helpers import config_of, run_in_project
+from proofs.helpers import run_in_project
 
 
 def picture(url: URL) -> tuple:
@@ -79,7 +79,7 @@ def version(url: URL) -> list[str]:
 
 def test_create_db_again_in_one_process_stamps_the_head_of_the_history_as_it_is_now(project_copy: Path, new_database):
     def config_for(url: URL) -> Config:
-        config = config_of(project_copy)
+        config = project_config(project_copy)
         config.attributes["database_url"] = url
         config.attributes["configure_logger"] = False
         return config

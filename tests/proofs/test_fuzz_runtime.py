@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migrations.settings import database_url, make_engine
-from proofs.helpers import PROJECT, config_of
+from migrations.testing.fixtures import project_config
+from proofs.helpers import PROJECT
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 FIXTURES = [HealthCheck.function_scoped_fixture]  # the fixtures here give each example what it needs
@@ -62,7 +63,7 @@ def test_a_database_url_parses_as_meant_or_is_one_line_that_shows_no_password(mo
     url, password = given_url
     monkeypatch.setenv("DATABASE_URL", url)
     try:
-        parsed = database_url(config_of())
+        parsed = database_url(project_config())
     except CommandError as error:
         one_line_without(str(error), password)
         return

@@ -10,8 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from migrations.testing.fixtures import project_config
 from migrations.testing.schema import leftovers, snapshot
-from proofs.helpers import config_of
 
 
 def test_base_head_base_head_gives_the_same_schema(alembic_config: Config, engine: Engine):
@@ -29,7 +29,7 @@ def test_base_head_base_head_gives_the_same_schema(alembic_config: Config, engin
 
 def test_offline_mode_writes_the_whole_history_as_sql(database_url):
     buffer = io.StringIO()
-    config = config_of(output_buffer=buffer)
+    config = project_config(output_buffer=buffer)
     config.attributes["database_url"] = database_url
     command.upgrade(config, "head", sql=True)
     sql = buffer.getvalue()

@@ -30,11 +30,12 @@ from sqlalchemy import URL, inspect, make_url, text
 from create_db import database_exists
 from migrations.lock import migration_lock
 from migrations.settings import make_engine, server_url
+from migrations.testing.fixtures import project_config
 from migrations.testing.schema import snapshot
-from proofs.helpers import PROJECT, config_of, drop_database, environment, run_in_project, run_together
+from proofs.helpers import PROJECT, drop_database, environment, run_in_project, run_together
 
-HEAD = ScriptDirectory.from_config(config_of()).get_current_head()
-METADATA_MODULE = config_of().get_alembic_option("target_metadata").partition(":")[0]
+HEAD = ScriptDirectory.from_config(project_config()).get_current_head()
+METADATA_MODULE = project_config().get_alembic_option("target_metadata").partition(":")[0]
 TIMEOUT = 120  # seconds, for any one subprocess
 
 
@@ -331,7 +332,7 @@ def test_sigkill_mid_upgrade_then_rerun(project_copy, new_database, dialect, tmp
         # CREATE TABLE (MariaDB cannot roll DDL back) while the version row stays at HEAD.
         assert versions(database_url) == [HEAD]
         reference = new_database()
-        config = config_of()
+        config = project_config()
         config.attributes["database_url"] = reference
         command.upgrade(config, HEAD)
         assert left["tables"].pop("during_kill", None) is not None

@@ -13,9 +13,9 @@ from sqlalchemy import Connection, event, text
 
 from migrations.settings import make_engine
 from migrations.testing.catalog import catalog, pictured
+from migrations.testing.fixtures import project_config
 from migrations.testing.schema import compared, replayable, snapshot, snapshot_of_catalog, sqlite_catalog
 from migrations.testing.stairway import Migrator, differences
-from proofs.helpers import config_of
 
 # More kinds of SQLite object than the example history has, in an order that is not the
 # order of kinds: a view on a view made before it, a trigger on a view.
@@ -33,7 +33,7 @@ SQLITE_EXTRAS = (
 
 
 def upgraded(connection: Connection, database_url) -> None:
-    config = config_of()
+    config = project_config()
     config.attributes["database_url"] = database_url
     Migrator(config, connection).upgrade("heads")
 

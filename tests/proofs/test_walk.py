@@ -25,8 +25,9 @@ from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
 from migrations.settings import make_engine
+from migrations.testing.fixtures import project_config
 from migrations.testing.stairway import Migrator, has_data_steps, load_script, walk
-from proofs.helpers import PROJECT, alembic_cli, config_of
+from proofs.helpers import PROJECT, alembic_cli
 from proofs.test_stairway import HEAD, revision_source
 
 TABLE = (
@@ -214,7 +215,7 @@ def test_one_run_names_every_faulty_revision_with_no_crash_and_no_false_alarm(
 @contextmanager
 def fresh_on(new_database, script, project: Path):
     url = new_database()
-    config = config_of(project)
+    config = project_config(project)
     config.attributes["database_url"] = url
     engine = make_engine(url)
     try:
@@ -228,7 +229,7 @@ def test_the_walk_skips_irreversible_revisions_and_starts_after_a_given_one(proj
     versions = project_copy / "migrations" / "versions"
     versions.joinpath("probe_0.py").write_text(marked_irreversible(revision_source("b1", HEAD, TABLE.format("kept"))))
     versions.joinpath("probe_1.py").write_text(revision_source("b2", "b1", TABLE.format("forgotten")))
-    script = load_script(config_of(project_copy))
+    script = load_script(project_config(project_copy))
     steps = list(walk(script, lambda: fresh_on(new_database, script, project_copy)))
     assert {step.revision.revision: step.skipped for step in steps}["b1"].startswith("irreversible: drops what")
     assert [step.revision.revision for step in steps if step.fault()] == ["b2"]
@@ -262,7 +263,7 @@ def test_alembic_downgrade_past_an_irreversible_revision_stops_before_any_ddl(pr
     with engine.connect() as connection:
         assert {"kept", "later"} <= set(inspect(connection).get_table_names())  # no DDL ran, MariaDB too
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "c2"
-    offline = config_of(project_copy, output_buffer=io.StringIO())
+    offline = project_config(project_copy, output_buffer=io.StringIO())
     offline.attributes.update(database_url=database_url, configure_logger=False)
     with pytest.raises(CommandError, match="revision c1 .* is irreversible"):
         command.downgrade(offline, "c2:base", sql=True)  # --sql is refused too, before any SQL
@@ -298,7 +299,7 @@ def downgrade():
         revision_source("d2", "d1", data_upgrades='op.execute("DELETE FROM plain")')
     )
     versions.joinpath("probe_2.py").write_text(revision_source("d3", "d2", TABLE.format("empty_data_steps")))
-    script = load_script(config_of(project_copy))
+    script = load_script(project_config(project_copy))
     found = {revision.revision: has_data_steps(revision) for revision in script.walk_revisions()}
     assert (found["d1"], found["d2"], found["d3"]) == (False, True, False)
 
@@ -307,7 +308,7 @@ def test_the_alembic_internals_the_stairway_relies_on_still_behave():
     """The stairway builds a revision's own MigrationSteps and asks ScriptDirectory for the
     steps of ``upgrade X`` / ``downgrade X`` (``_upgrade_revs``, ``_downgrade_revs``): no
     public name does either. Should Alembic change them, this fails first, by name."""
-    script = load_script(config_of())
+    script = load_script(project_config())
     revision = script.get_revision(HEAD)
     up = MigrationStep.upgrade_from_script(script.revision_map, revision)
     down = MigrationStep.downgrade_from_script(script.revision_map, revision)

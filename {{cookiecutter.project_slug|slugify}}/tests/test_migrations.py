@@ -32,7 +32,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import pytest
@@ -69,10 +69,8 @@ def script() -> ScriptDirectory:
     as long as the run, and is frozen out of the collector's way (migrations/testing/collector.py)."""
     config = project_config()
     loaded = load_script(config)
-    try:
-        target_metadata(config)  # env.py imports the models in any case
-    except Exception:  # env.py says what is wrong, in the tests that run it
-        pass
+    with suppress(Exception):  # env.py imports the models in any case, and says what is wrong
+        target_metadata(config)
     freeze()
     return loaded
 

@@ -57,10 +57,11 @@ if TYPE_CHECKING:
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def project_config(**kwargs: Any) -> Config:
-    """The project's Alembic Config: alembic.ini, and ``[tool.alembic]`` in pyproject.toml
-    beside it, as the ``alembic`` command reads them in the project folder."""
-    return Config(ALEMBIC_INI, toml_file=ALEMBIC_INI.with_name("pyproject.toml"), **kwargs)
+def project_config(folder: Path = ALEMBIC_INI.parent, **kwargs: Any) -> Config:
+    """The Alembic Config of the project in ``folder`` (this one, or a copy of it): its
+    alembic.ini, and ``[tool.alembic]`` in the pyproject.toml beside it, as the ``alembic``
+    command reads them there."""
+    return Config(folder / "alembic.ini", toml_file=folder / "pyproject.toml", **kwargs)
 
 
 def test_server() -> URL:
