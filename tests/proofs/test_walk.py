@@ -316,3 +316,24 @@ def test_the_alembic_internals_the_stairway_relies_on_still_behave():
     order = [each.revision for each in reversed(list(script.walk_revisions()))]
     assert [step.revision.revision for step in script._upgrade_revs(HEAD, ())] == order
     assert [step.revision.revision for step in script._downgrade_revs("base", (HEAD,))] == order[::-1]
+
+
+def test_after_a_fault_the_walk_goes_on_in_place_where_it_can(project_copy, new_database, dialect):
+    """Past a faulty revision the walk goes on from the same database when Migrator.back_at()
+    finds it as that revision's upgrade left it (a SAVEPOINT on PostgreSQL and SQLite; on
+    MariaDB, a downgrade that changed nothing but the version table): the same faults, on
+    fewer new databases. MariaDB's a4 and a5 left changes behind: a new database each."""
+    package = next(project_copy.glob("*/models.py")).parent.name
+    for number, source in enumerate(faulty_history(package)[:7]):  # a1..a7: imports nothing of the models
+        (project_copy / "migrations" / "versions" / f"probe_{number}.py").write_text(source)
+    script = load_script(project_config(project_copy))
+    made = []
+
+    def fresh():
+        made.append(1)
+        return fresh_on(new_database, script, project_copy)
+
+    steps = list(walk(script, fresh))
+    assert {step.revision.revision for step in steps if step.fault()} == EXPECTED_FAULTS[dialect]
+    assert [step.revision.revision for step in steps][-7:] == [f"a{n}" for n in range(1, 8)]
+    assert len(made) == {"sqlite": 1, "postgresql": 1, "mysql": 3}[dialect]

@@ -7,7 +7,8 @@ What pytest-alembic's four built-in tests check, and how this suite checks it, m
     (migrations/testing/schema.py: tables with their columns, keys, indexes and
     constraints, views, functions, triggers, sequences, enum types) and every table's row
     count are back as they were, then upgrades again. It goes on past a faulty revision and
-    names every one. Once with the data steps off, once with them on (-x data=true) from
+    names every one (on the same database when it can be brought back to that revision: see
+    ``walk()``). Once with the data steps off, once with them on (-x data=true) from
     the first revision that has any. An irreversible revision (migrations/irreversible.py)
     is upgraded only, with a warning that says so;
   - models == head: ``alembic check`` after ``upgrade head``, through env.py.
