@@ -12,6 +12,12 @@ runs, the contenders taking turns run by run, each on a fresh empty database:
   client (psql, mariadb, sqlite3) running the DDL create_db emits (``create_db.py --sql``)
   in one transaction; the two times added up.
   Target: create_db <= 1.2x the floor.
+- for reference, the floor with the models imported too (``import sqlalchemy,
+  alembic.command, <package>.models``): the user's code, which create_db must run to know
+  the schema, and the floor does not.
+
+Python's bytecode caching is on, as users run it (the first, untimed round writes it);
+``--no-bytecode-cache`` runs every process with PYTHONDONTWRITEBYTECODE instead.
 
 In-process (a test fixture calling create_db() again and again in one process), medians
 of ``--calls`` calls taking turns, each on a fresh database made outside the timing:
@@ -269,6 +275,8 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     upgrade = Contender("alembic upgrade head")
     create_db = Contender("python create_db.py")
     floor = Contender("floor")
+    with_models = Contender("floor, the models imported too")
+    package = next(project.glob("*/models.py")).parent.name
 
     def run_upgrade(url: str) -> None:
         upgrade.parts.setdefault("", []).append(
@@ -278,14 +286,18 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     def run_create_db(url: str) -> None:
         create_db.parts.setdefault("", []).append(timed([sys.executable, "create_db.py"], project, python_env(url)))
 
-    def run_floor(url: str) -> None:
-        imports = timed([sys.executable, "-c", "import sqlalchemy, alembic.command"], project, python_env(url))
+    def run_floor(url: str, contender: Contender = floor, imported: str = "sqlalchemy, alembic.command") -> None:
+        imports = timed([sys.executable, "-c", f"import {imported}"], project, python_env(url))
         command, env, stdin = server.client_command(url, script)
-        floor.parts.setdefault("import sqlalchemy, alembic.command", []).append(imports)
-        floor.parts.setdefault(f"{server.client_name} running the DDL", []).append(timed(command, project, env, stdin))
+        contender.parts.setdefault(f"import {imported}", []).append(imports)
+        ddl = timed(command, project, env, stdin)
+        contender.parts.setdefault(f"{server.client_name} running the DDL", []).append(ddl)
+
+    def run_floor_with_models(url: str) -> None:
+        run_floor(url, with_models, f"sqlalchemy, alembic.command, {package}.models")
 
     for round_ in range(runs + 1):
-        for run in (run_upgrade, run_create_db, run_floor):
+        for run in (run_upgrade, run_create_db, run_floor, run_floor_with_models):
             url = server.new()
             try:
                 run(url)
@@ -293,9 +305,9 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
             finally:
                 server.drop(url)
         if round_ == 0:  # the warm-up round
-            for contender in (upgrade, create_db, floor):
+            for contender in (upgrade, create_db, floor, with_models):
                 contender.parts = {part: [] for part in contender.parts}
-    return [upgrade, create_db, floor]
+    return [upgrade, create_db, floor, with_models]
 
 
 # --- In-process: what a test fixture pays per database -----------------------------------
@@ -413,7 +425,7 @@ def verdict(ratio: float) -> str:
 
 
 def report(database: str, processes: list[Contender], in_process: dict[str, list[float]]) -> None:
-    upgrade, create_db, floor = processes
+    upgrade, create_db, floor, with_models = processes
     runs = len(create_db.seconds)
     print(f"\n{database}: processes, each on a fresh empty database, median of {runs} runs taking turns")
     print(f"  {'':<48} {'median':>8} {'min':>8} {'max':>8}  x floor")
@@ -423,6 +435,7 @@ def report(database: str, processes: list[Contender], in_process: dict[str, list
         print(f"    floor: {part:<41} {spread(values)}")
     ratio = create_db.median / floor.median
     print(f"  create_db.py / floor: {ratio:.2f}, {verdict(ratio)}")
+    print(f"  create_db.py / the floor with the models imported too: {create_db.median / with_models.median:.2f}")
 
     calls = len(in_process["create_db()"])
     print(f"  in-process, each call on a fresh database (made outside the timing), median of {calls} taking turns:")
@@ -450,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revisions", type=int, default=300, help="length of the synthetic history (default 300)")
     parser.add_argument("--runs", type=int, default=5, help="process runs per contender (default 5)")
     parser.add_argument("--calls", type=int, default=5, help="in-process calls per contender (default 5)")
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run every process with PYTHONDONTWRITEBYTECODE (default: Python's default, caching on, as users run it)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the baked projects and print where they are")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--server", help=argparse.SUPPRESS)
@@ -461,7 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     databases = ["sqlite", "postgresql", "mysql"] if args.database == "all" else [args.database]
     where = Path(tempfile.mkdtemp(prefix="bench-create-db-"))
     load_before = " ".join(f"{load:.2f}" for load in os.getloadavg())
-    caching = "off (PYTHONDONTWRITEBYTECODE is set)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "on"
+    if args.no_bytecode_cache:  # every process started from here on
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    caching = "off (--no-bytecode-cache)" if args.no_bytecode_cache else "on (Python's default, as users run it)"
     print(
         f"A fresh database at head: a synthetic history of {args.revisions} revisions (each: a table, a column "
         f"added to it, an index), matching models; bytecode caching {caching}; load average before: {load_before}"

@@ -6,7 +6,9 @@ revisions (one table and one index each, written from the project's own script.p
 and its models with matching ones, so that models == head holds. Then it times, as the
 median of ``--runs`` runs of pytest in a subprocess, the suites taking turns (wall time of
 the whole pytest process; on a SQLite file, or on the server of ``TEST_POSTGRESQL_URL`` /
-``TEST_MYSQL_URL``, default the local ones as in tests/conftest.py, a new database per test):
+``TEST_MYSQL_URL``, default the local ones as in tests/conftest.py, a new database per test),
+after an untimed first run of each, with Python's bytecode caching on as users run it
+(``--no-bytecode-cache``: both with PYTHONDONTWRITEBYTECODE):
 
 - ours: the baked project's migration suite, tests/test_migrations.py: one head, the
   stairway without and with the data steps, models == head, and create_db.py == upgrade
@@ -213,10 +215,14 @@ def pytest_command(python: str, test_file: str, plugins: tuple[str, ...]) -> lis
     return [*command, test_file]
 
 
-def time_suites(project: Path, suites: list[Suite], runs: int, server: str | None) -> list[Timing]:
+def time_suites(
+    project: Path, suites: list[Suite], runs: int, server: str | None, bytecode: bool = True
+) -> list[Timing]:
     """Wall time of each suite's pytest process in the project, ``runs`` times, the suites taking
     turns (this machine's speed drifts from minute to minute: in turns, both see the same
-    drift); every run must pass.
+    drift), after an untimed first run of each (which writes the bytecode caches, as a user's
+    first run does); every run must pass. ``bytecode``: Python's default, as users run it;
+    False runs both with PYTHONDONTWRITEBYTECODE (every revision file compiled every run).
 
     Plugins are not auto-loaded (this interpreter may have the template's own, such as
     pytest-cookies, which the baked project does not use): only those given, with ``-p``.
@@ -226,8 +232,12 @@ def time_suites(project: Path, suites: list[Suite], runs: int, server: str | Non
     if server is not None:
         env["TEST_DATABASE_URL"] = server
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     timings = [Timing(suite.label, "", [], []) for suite in suites]
-    for _ in range(runs):
+    for round_ in range(runs + 1):
         for suite, timing in zip(suites, timings, strict=True):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
@@ -240,6 +250,9 @@ def time_suites(project: Path, suites: list[Suite], runs: int, server: str | Non
                 output = (result.stdout + result.stderr).strip()
                 raise SystemExit(f"{suite.label}: pytest failed (exit {result.returncode}):\n{output[-3000:]}")
             timing.outcome = summary.group(1)
+            if round_ == 0:  # the untimed first run
+                timing.seconds.pop()
+                timing.cpu_seconds.pop()
     return timings
 
 
@@ -300,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="give every synthetic revision data steps (insert a row, delete it), so the data stairway runs too",
     )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run both suites with PYTHONDONTWRITEBYTECODE (default: Python's default, caching on, as users run it)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the baked project and print where it is")
     args = parser.parse_args(argv)
 
@@ -319,17 +337,17 @@ def main(argv: list[str] | None = None) -> int:
         if problem is None:
             plugins = ("pytest_alembic.plugin",)  # what its entry point would load
             suites.append(Suite(label, pytest_command(pytest_alembic_python, PYTEST_ALEMBIC_FILE, plugins)))
-        timings = time_suites(project, suites, args.runs, SERVERS[args.database])
+        timings = time_suites(project, suites, args.runs, SERVERS[args.database], not args.no_bytecode_cache)
 
         history = f"{args.revisions} revisions (one table + one index each{', and data steps' * args.data_steps})"
         server = SERVERS[args.database]
         on = "a SQLite file" if server is None else make_url(server).render_as_string(hide_password=True)
         print(
             f"Migration test suites on a synthetic history of {history} on {on}: wall time of the "
-            f"whole pytest process, median of {args.runs} runs, the suites taking turns "
+            f"whole pytest process, median of {args.runs} runs after an untimed first one, the suites taking turns "
             f"(load average before: {load_before})"
         )
-        caching = "off (PYTHONDONTWRITEBYTECODE is set)" if sys.dont_write_bytecode else "on (Python's default)"
+        caching = "off (--no-bytecode-cache)" if args.no_bytecode_cache else "on (Python's default, as users run it)"
         print(f"bytecode caching: {caching}; both suites run the same way")
         print(f"{'suite':<42} {'tests':<20} {'median':>7} {'min':>7} {'max':>7} {'CPU median':>10}")
         for timing in timings:
