@@ -12,12 +12,13 @@ does not exist yet is created first. The migration lock is held throughout.
 
 It refuses, changing nothing, a database that already has tables, views or a version
 row (use ``alembic upgrade head`` there), or on MariaDB a function or procedure it
-would create. A failed build leaves nothing: PostgreSQL and SQLite roll it back;
-MariaDB commits DDL as it goes, so there the table ``create_db_in_progress`` lists what
-the build will make until it is stamped, a failed build removes exactly that, and after
-a kill ``python create_db.py`` again removes the killed run's leftovers (empty tables
-only) and builds. A database this run created is dropped after a failure only if no
-one else is using it.
+would create. An empty version table alone (``alembic downgrade base`` leaves one) is a
+new database: it builds there, and never removes that table. A failed build leaves
+nothing: PostgreSQL and SQLite roll it back; MariaDB commits DDL as it goes, so there the
+table ``create_db_in_progress`` lists what the build will make until it is stamped, a
+failed build removes exactly that, and after a kill ``python create_db.py`` again
+removes the killed run's leftovers (empty tables only) and builds. A database this run
+created is dropped after a failure only if no one else is using it.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
     marked = connection.dialect.name in NON_TRANSACTIONAL_DDL
     if marked:
         with connection.begin():
-            refuse_if_not_empty(connection, url, metadata)
+            if refuse_if_not_empty(connection, url, metadata):  # an empty version table: found, not made
+                planned.remove(("table", VERSION_TABLE))  # so no undo of this run ever drops it
             IN_PROGRESS.create(connection)
             connection.execute(IN_PROGRESS.insert(), [{"kind": kind, "name": name} for kind, name in planned])
     with connection.begin():
@@ -141,15 +143,19 @@ def summary(planned: list[tuple[str, str]]) -> str:
 # --- Refusing: before anything is built -------------------------------------------------
 
 
-def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) -> None:
+def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) -> bool:
     """Refuse, changing nothing, a database with tables or views, or on MariaDB a routine
-    the build would create (its undo must only ever meet what the build made)."""
+    the build would create (its undo must only ever meet what the build made). An empty
+    version table is no obstacle (a database downgraded to base): True when there is one."""
     where = url.render_as_string(hide_password=True)
     inspector = inspect(connection)
     found = sorted(inspector.get_table_names()) + sorted(inspector.get_view_names())
     if connection.dialect.name == "postgresql":
         found += sorted(inspector.get_materialized_view_names())
-    stamped = VERSION_TABLE in found and connection.execute(text(f"SELECT 1 FROM {VERSION_TABLE}")).first()
+    version_table = VERSION_TABLE in found
+    stamped = version_table and connection.execute(text(f"SELECT 1 FROM {VERSION_TABLE}")).first()
+    if version_table and not stamped:
+        found.remove(VERSION_TABLE)
     clashes = existing_routines(connection, metadata)
     if found:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
@@ -168,6 +174,7 @@ def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) ->
             f"{where} already has {', '.join(clashes)}, which create_db.py would create: it changed "
             "nothing; drop or rename that, or use another database, and run create_db.py again."
         )
+    return version_table
 
 
 def existing_routines(connection: Connection, metadata: MetaData) -> list[str]:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from create_db import database_exists
 from migrations.settings import make_engine, server_url
@@ -56,6 +56,32 @@ def test_create_db_refuses_a_database_with_only_a_version_row(database_url):
     result = run_in_project(database_url, "create_db.py")
     assert result.returncode == 1
     assert "alembic_version" in result.stderr
+
+
+def test_create_db_builds_a_database_downgraded_to_base(database_url):
+    """`alembic downgrade base` leaves an empty version table and nothing else: a new database."""
+    config = config_for(database_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    result = run_in_project(database_url, "create_db.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Built {database_url.render_as_string(hide_password=True)}: 1 table, 1 view")
+    assert rows(database_url) == [("199028bf9856",)]
+
+
+def test_a_failed_build_at_base_keeps_the_version_table_it_found(project_copy, database_url):
+    """MariaDB's undo too removes only what the build made: not the version table it found."""
+    config = config_for(database_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    models = next(project_copy.glob("*/models.py"))
+    models.write_text(models.read_text() + '\nbroken = View("broken", metadata, "SELEC nope FROM customer")\n')
+    result = run_in_project(database_url, "create_db.py", cwd=project_copy)
+    assert result.returncode == 1 and "nothing was left behind" in result.stderr, result.stderr
+    with make_engine(database_url).connect() as connection:
+        assert leftovers(snapshot(connection)) == {}  # the version table is not pictured
+        assert inspect(connection).get_table_names() == ["alembic_version"]
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 0
 
 
 def test_create_db_sql_prints_the_ddl_and_touches_nothing(database_url):
