@@ -39,7 +39,7 @@ from migrations.failures import describe
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
 from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, run_on_connection, server_url, target_metadata
-from migrations.stamp import stamp_head
+from migrations.stamp import script_directory, stamp_head
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 VERSION_TABLE = "alembic_version"
@@ -62,6 +62,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
+    require_a_head(config)
     metadata = target_metadata(config)
     timeout = lock_timeout(config)
     planned = plan(metadata)
@@ -123,6 +124,18 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
         with connection.begin():
             IN_PROGRESS.drop(connection)
     return head
+
+
+def require_a_head(config: Config) -> None:
+    """Refuse, before touching any database, a history with no revision: there is no head
+    to stamp, and a database built anyway would leave the first autogenerate nothing to write."""
+    script = script_directory(config)  # kept for the stamp: the history is read once
+    if not script.get_heads():
+        raise Refused(
+            f"{script.versions} holds no revision yet, so there is no head to stamp: create_db.py changed "
+            'nothing. Write the first revision with `alembic revision --autogenerate -m "create tables"` '
+            "against an empty database, then run create_db.py."
+        )
 
 
 def plan(metadata: MetaData) -> list[tuple[str, str]]:
@@ -388,6 +401,7 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
+    require_a_head(config)
     metadata = target_metadata(config)
 
     def dump(statement, *_args, **_kwargs):

@@ -84,6 +84,29 @@ def test_a_failed_build_at_base_keeps_the_version_table_it_found(project_copy, d
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 0
 
 
+def test_create_db_refuses_a_history_with_no_revision_before_touching_any_database(project_copy, server, dialect):
+    """The example history deleted, no revision written yet: no head to stamp. One line,
+    and no database made (a server's) or file written (SQLite's)."""
+    for revision in (project_copy / "migrations" / "versions").glob("*.py"):
+        revision.unlink()
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = server.set(database=name) if dialect != "sqlite" else server.set(database=str(project_copy / f"{name}.db"))
+    try:
+        for args in ((), ("--sql",)):
+            result = run_in_project(url, "create_db.py", *args, cwd=project_copy)
+            assert result.returncode == 1, result.stdout
+            assert result.stderr.count("\n") == 1 and "holds no revision yet" in result.stderr, result.stderr
+            assert "alembic revision --autogenerate" in result.stderr and result.stdout == ""
+        if dialect == "sqlite":
+            assert not (project_copy / f"{name}.db").exists()
+        else:
+            with make_engine(server_url(url)).connect() as connection:
+                assert not database_exists(connection, name)
+    finally:
+        if dialect != "sqlite":
+            drop_database(url)
+
+
 def test_create_db_sql_prints_the_ddl_and_touches_nothing(database_url):
     result = run_in_project(database_url, "create_db.py", "--sql")
     assert result.returncode == 0, result.stderr
