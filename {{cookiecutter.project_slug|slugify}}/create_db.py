@@ -127,14 +127,21 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
 
 
 def require_a_head(config: Config) -> None:
-    """Refuse, before touching any database, a history with no revision: there is no head
-    to stamp, and a database built anyway would leave the first autogenerate nothing to write."""
+    """Refuse, before touching any database, a history with no revision (there is no head
+    to stamp, and a database built anyway would leave the first autogenerate nothing to
+    write) or with several heads (which one would the models be?)."""
     script = script_directory(config)  # kept for the stamp: the history is read once
-    if not script.get_heads():
+    heads = script.get_heads()
+    if not heads:
         raise Refused(
             f"{script.versions} holds no revision yet, so there is no head to stamp: create_db.py changed "
             'nothing. Write the first revision with `alembic revision --autogenerate -m "create tables"` '
             "against an empty database, then run create_db.py."
+        )
+    if len(heads) > 1:
+        raise Refused(
+            f"the history has {len(heads)} heads ({', '.join(sorted(heads))}): create_db.py changed nothing. "
+            'Merge them with `alembic merge heads -m "merge"`, then run create_db.py.'
         )
 
 

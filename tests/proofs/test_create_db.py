@@ -16,6 +16,7 @@ from migrations.settings import make_engine, server_url
 from migrations.testing.fixtures import project_config
 from migrations.testing.schema import leftovers, snapshot
 from proofs.helpers import drop_database, run_in_project
+from proofs.test_stairway import revision_source
 
 
 def rows(url) -> list[tuple]:
@@ -84,19 +85,29 @@ def test_a_failed_build_at_base_keeps_the_version_table_it_found(project_copy, d
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 0
 
 
-def test_create_db_refuses_a_history_with_no_revision_before_touching_any_database(project_copy, server, dialect):
-    """The example history deleted, no revision written yet: no head to stamp. One line,
-    and no database made (a server's) or file written (SQLite's)."""
-    for revision in (project_copy / "migrations" / "versions").glob("*.py"):
-        revision.unlink()
+@pytest.mark.parametrize("history", ["no revision", "two heads"])
+def test_create_db_refuses_a_history_without_one_head_before_touching_any_database(
+    project_copy, server, dialect, history
+):
+    """The example history deleted and no revision written yet (no head to stamp), or two
+    unmerged heads: one line saying what to run, and no database made (a server's) or
+    file written (SQLite's)."""
+    versions = project_copy / "migrations" / "versions"
+    if history == "no revision":
+        for revision in versions.glob("*.py"):
+            revision.unlink()
+        expected = ("holds no revision yet", "alembic revision --autogenerate")
+    else:
+        versions.joinpath("probe_0.py").write_text(revision_source("b1b1b1b1b1b1", "191a2d20b025"))
+        expected = ("has 2 heads (199028bf9856, b1b1b1b1b1b1)", "alembic merge heads")
     name = f"test_{uuid.uuid4().hex[:12]}"
     url = server.set(database=name) if dialect != "sqlite" else server.set(database=str(project_copy / f"{name}.db"))
     try:
         for args in ((), ("--sql",)):
             result = run_in_project(url, "create_db.py", *args, cwd=project_copy)
             assert result.returncode == 1, result.stdout
-            assert result.stderr.count("\n") == 1 and "holds no revision yet" in result.stderr, result.stderr
-            assert "alembic revision --autogenerate" in result.stderr and result.stdout == ""
+            assert result.stderr.count("\n") == 1 and all(part in result.stderr for part in expected), result.stderr
+            assert result.stdout == ""
         if dialect == "sqlite":
             assert not (project_copy / f"{name}.db").exists()
         else:
