@@ -39,7 +39,7 @@ from migrations.failures import describe
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
 from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, run_on_connection, server_url, target_metadata
-from migrations.stamp import script_directory, stamp_head
+from migrations.stamp import script_directory, stamp_head, version_files
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 VERSION_TABLE = "alembic_version"
@@ -62,7 +62,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
-    require_a_head(config)
+    require_revisions(config)
     metadata = target_metadata(config)
     timeout = lock_timeout(config)
     planned = plan(metadata)
@@ -118,6 +118,7 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
             refuse_if_not_empty(connection, url, metadata)
         metadata.create_all(connection, checkfirst=False)  # the database was found empty
         create_declared_objects(connection, metadata)  # views, functions: after the tables
+        one_head(config)  # the history is loaded only now, after create_all (see require_revisions)
         stamp_head(config, connection)  # through env.py; the history is read once per process
         head = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
     if marked:
@@ -126,23 +127,34 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
     return head
 
 
-def require_a_head(config: Config) -> None:
-    """Refuse, before touching any database, a history with no revision (there is no head
-    to stamp, and a database built anyway would leave the first autogenerate nothing to
-    write) or with several heads (which one would the models be?)."""
-    script = script_directory(config)  # kept for the stamp: the history is read once
-    heads = script.get_heads()
-    if not heads:
+def require_revisions(config: Config) -> None:
+    """Refuse, before touching any database, a history with no revision file at all (the
+    example deleted, none written yet): there is no head to stamp, and a database built
+    anyway would leave the first autogenerate nothing to write. No revision is imported
+    here: one may attach things to the models' tables as it is imported, so the history is
+    loaded only after ``create_all()`` (see ``one_head``)."""
+    script = script_directory(config)  # reads no revision file
+    suffixes = (".py", ".pyc") if script.sourceless else (".py",)
+    if not any(path.endswith(suffixes) for path, _size, _mtime in version_files(script)):
         raise Refused(
             f"{script.versions} holds no revision yet, so there is no head to stamp: create_db.py changed "
             'nothing. Write the first revision with `alembic revision --autogenerate -m "create tables"` '
             "against an empty database, then run create_db.py."
         )
-    if len(heads) > 1:
-        raise Refused(
-            f"the history has {len(heads)} heads ({', '.join(sorted(heads))}): create_db.py changed nothing. "
-            'Merge them with `alembic merge heads -m "merge"`, then run create_db.py.'
-        )
+
+
+def one_head(config: Config) -> str:
+    """The history's one head; a CommandError if it has none, or several (which one would
+    the models be?). Loads the history: call it after ``create_all()``."""
+    heads = sorted(script_directory(config).get_heads())
+    if len(heads) == 1:
+        return heads[0]
+    if not heads:
+        raise CommandError(f"{script_directory(config).versions} holds no revision, so there is no head to stamp")
+    raise CommandError(
+        f"the history has {len(heads)} heads ({', '.join(heads)}): merge them with "
+        '`alembic merge heads -m "merge"`, then run create_db.py again'
+    )
 
 
 def plan(metadata: MetaData) -> list[tuple[str, str]]:
@@ -408,20 +420,23 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
-    require_a_head(config)
+    require_revisions(config)
     metadata = target_metadata(config)
+    printed: list[str] = []  # printed once the history is known to have one head
 
     def dump(statement, *_args, **_kwargs):
-        print(f"{str(statement.compile(dialect=mock.dialect)).strip()};\n")
+        printed.append(f"{str(statement.compile(dialect=mock.dialect)).strip()};\n")
 
     mock = create_mock_engine(url, dump)
     metadata.create_all(mock, checkfirst=False)
     for obj in declared_objects(metadata):
         statement = obj.kind.create(obj)
         if mock.dialect.name in NON_TRANSACTIONAL_DDL and ";" in statement:  # see replaceable.execute
-            print(f"DELIMITER //\n{statement}\n//\nDELIMITER ;\n")
+            printed.append(f"DELIMITER //\n{statement}\n//\nDELIMITER ;\n")
         else:
-            print(f"{statement};\n")
+            printed.append(f"{statement};\n")
+    one_head(config)  # after create_all, as in a build
+    print("\n".join(printed))
     command.stamp(config, "head", sql=True)
 
 
