@@ -31,6 +31,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL, Column, Connection, MetaData, String, Table, create_mock_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -39,7 +40,7 @@ from migrations.failures import describe
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
 from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, run_on_connection, server_url, target_metadata
-from migrations.stamp import script_directory, stamp_head, version_files
+from migrations.stamp import history, one_head, stamp_head
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 VERSION_TABLE = "alembic_version"
@@ -62,7 +63,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
-    require_revisions(config)
+    script = require_revisions(config)
     metadata = target_metadata(config)
     timeout = lock_timeout(config)
     planned = plan(metadata)
@@ -79,7 +80,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
             if finished:
                 return finished, None, None, ""
             try:
-                return None, build(connection, config, metadata, url, planned), None, ""
+                return None, build(connection, config, script, metadata, url, planned), None, ""
             except (Refused, LockTimeout):  # SQLite's lock is taken in the build's transaction
                 raise
             except Exception as error:
@@ -99,7 +100,9 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     return f"{built} {where}: {summary(planned)}; stamped at head {head}."
 
 
-def build(connection: Connection, config: Config, metadata: MetaData, url: URL, planned: list) -> str:
+def build(
+    connection: Connection, config: Config, script: ScriptDirectory, metadata: MetaData, url: URL, planned: list
+) -> str:
     """Refuse a database that is not empty; else create_all, the declared objects and the
     stamp, in one transaction. Returns the head.
 
@@ -118,8 +121,7 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
             refuse_if_not_empty(connection, url, metadata)
         metadata.create_all(connection, checkfirst=False)  # the database was found empty
         create_declared_objects(connection, metadata)  # views, functions: after the tables
-        one_head(config)  # the history is loaded only now, after create_all (see require_revisions)
-        stamp_head(config, connection)  # through env.py; the history is read once per process
+        stamp_head(config, connection, script)  # one head, through env.py: the history is imported only now
         head = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
     if marked:
         with connection.begin():
@@ -127,34 +129,22 @@ def build(connection: Connection, config: Config, metadata: MetaData, url: URL, 
     return head
 
 
-def require_revisions(config: Config) -> None:
+def require_revisions(config: Config) -> ScriptDirectory:
     """Refuse, before touching any database, a history with no revision file at all (the
     example deleted, none written yet): there is no head to stamp, and a database built
-    anyway would leave the first autogenerate nothing to write. No revision is imported
-    here: one may attach things to the models' tables as it is imported, so the history is
-    loaded only after ``create_all()`` (see ``one_head``)."""
-    script = script_directory(config)  # reads no revision file
+    anyway would leave the first autogenerate nothing to write. Returns the config's
+    ScriptDirectory. No revision is imported here: one may attach things to the models'
+    tables as it is imported, so the history is loaded only after ``create_all()``
+    (migrations/stamp.py: ``one_head``)."""
+    script, files = history(config)
     suffixes = (".py", ".pyc") if script.sourceless else (".py",)
-    if not any(path.endswith(suffixes) for path, _size, _mtime in version_files(script)):
+    if not any(path.endswith(suffixes) for path, _size, _mtime in files):
         raise Refused(
             f"{script.versions} holds no revision yet, so there is no head to stamp: create_db.py changed "
             'nothing. Write the first revision with `alembic revision --autogenerate -m "create tables"` '
             "against an empty database, then run create_db.py."
         )
-
-
-def one_head(config: Config) -> str:
-    """The history's one head; a CommandError if it has none, or several (which one would
-    the models be?). Loads the history: call it after ``create_all()``."""
-    heads = sorted(script_directory(config).get_heads())
-    if len(heads) == 1:
-        return heads[0]
-    if not heads:
-        raise CommandError(f"{script_directory(config).versions} holds no revision, so there is no head to stamp")
-    raise CommandError(
-        f"the history has {len(heads)} heads ({', '.join(heads)}): merge them with "
-        '`alembic merge heads -m "merge"`, then run create_db.py again'
-    )
+    return script
 
 
 def plan(metadata: MetaData) -> list[tuple[str, str]]:
@@ -420,7 +410,7 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
-    require_revisions(config)
+    script = require_revisions(config)
     metadata = target_metadata(config)
     printed: list[str] = []  # printed once the history is known to have one head
 
@@ -435,7 +425,7 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
             printed.append(f"DELIMITER //\n{statement}\n//\nDELIMITER ;\n")
         else:
             printed.append(f"{statement};\n")
-    one_head(config)  # after create_all, as in a build
+    one_head(script)  # after create_all, as in a build
     print("\n".join(printed))
     command.stamp(config, "head", sql=True)
 

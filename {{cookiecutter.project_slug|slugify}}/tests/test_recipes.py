@@ -26,6 +26,7 @@ from alembic.util import CommandError
 from sqlalchemy import Column, Connection, Engine, Integer, Table, inspect, text
 
 from create_db import create_db
+from migrations.failures import failing_revision
 from migrations.settings import target_metadata
 from migrations.testing.connections import connected
 from migrations.testing.fixtures import ALEMBIC_INI, project_config
@@ -157,20 +158,22 @@ def test_a_shared_connection_rolled_back_leaves_no_trace(alembic_config: Config,
     assert user_objects(engine) == []
 
 
-def raised_by_a_revision(error: BaseException, script: ScriptDirectory) -> str | None:
-    """The revision file whose own code raised ``error`` (e.g. reading the database with an
-    ORM Session, or batch mode on SQLite without copy_from, neither possible in --sql mode),
-    or None when the innermost of this project's files that raised it is not a revision."""
-    project = Path(ALEMBIC_INI).parent.resolve()
-    revisions = {Path(revision.path).resolve(): revision.revision for revision in script.walk_revisions()}
-    innermost = None
+def raised_by_a_revision(error: BaseException) -> str | None:
+    """The revision whose own code raised ``error`` (e.g. reading the database with an ORM
+    Session, or batch mode on SQLite without copy_from, neither possible in --sql mode), as
+    env.py names a failing revision (migrations/failures.py); None when there is none, or
+    when this project's migrations/ machinery raised it below the revision."""
+    found = failing_revision(error.__traceback__)
+    if found is None:
+        return None
+    revision, file = found
+    machinery = Path(ALEMBIC_INI).parent.resolve() / "migrations"
+    below: list[Path] = []  # the frames under the revision's innermost one
     for frame, _line in traceback.walk_tb(error.__traceback__):
-        if frame.f_code.co_filename.startswith("<"):  # <string>, generated code: no file
-            continue
-        path = Path(frame.f_code.co_filename).resolve()
-        if path.is_relative_to(project) and "site-packages" not in path.parts:
-            innermost = path
-    return f"{innermost.name} ({revisions[innermost]})" if innermost in revisions else None
+        name = frame.f_code.co_filename
+        below = [] if name == file else [*below, Path(name).resolve()]
+    ours = [path for path in below if path.is_relative_to(machinery) and "versions" not in path.parts]
+    return None if ours else f"{Path(file).name} ({revision})"
 
 
 def test_offline_sql_names_every_revision(database_url):
@@ -181,7 +184,7 @@ def test_offline_sql_names_every_revision(database_url):
     try:
         command.upgrade(config, "heads", sql=True)
     except Exception as error:  # a revision that needs a live database: the history's, not env.py's
-        revision = raised_by_a_revision(error, ScriptDirectory.from_config(config))
+        revision = raised_by_a_revision(error)
         if revision is None:
             raise
         first_line = (str(error).strip().splitlines() or [""])[0]
