@@ -99,6 +99,35 @@ def downgrade() -> None:
     op.drop_table("during_kill")
 '''
 
+SECOND_LOOK_REVISION_ID = "5ec0dd000000"
+SECOND_LOOK_REVISION = f'''"""Reads through a second connection of the migration's engine, as older histories do
+(ZenML's: Inspector.from_engine(op.get_bind().engine)); WRITE_ELSEWHERE set: writes there too."""
+
+import os
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{SECOND_LOOK_REVISION_ID}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.get_bind().engine.connect() as other:
+        seen = sa.inspect(other).get_table_names()
+        if os.environ.get("WRITE_ELSEWHERE"):
+            other.execute(sa.text("CREATE TABLE written_elsewhere (id INTEGER)"))
+            other.commit()
+    if "after_a_second_look" not in seen:
+        op.create_table("after_a_second_look", sa.Column("id", sa.Integer(), primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("after_a_second_look")
+'''
+
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -277,6 +306,34 @@ def test_a_failing_revision_leaves_a_true_version_and_is_named(project_copy, dat
         # nothing of it is left; not even alembic_version.
         assert tables(database_url) == []
         assert versions(database_url) is None
+
+
+def test_a_revision_that_reads_through_a_second_connection_upgrades(project_copy, database_url, dialect):
+    """SQLite's write lock is held by the migration's own connection (BEGIN IMMEDIATE): a
+    second connection the revision opens on the same engine only reads, and gets a
+    deferred transaction. It used to wait for that lock, its own thread's, and fail after
+    5 s ("gave up ... waiting for the migration lock")."""
+    add_revision(project_copy, "second_look.py", SECOND_LOOK_REVISION)
+    result = run_in_project(database_url, "-m", "alembic", "upgrade", "head", cwd=project_copy)
+    assert result.returncode == 0, output(result)
+    assert versions(database_url) == [SECOND_LOOK_REVISION_ID]
+    assert "after_a_second_look" in tables(database_url)
+
+
+def test_a_write_through_a_second_connection_on_sqlite_fails_at_once_and_says_why(project_copy, database_url, dialect):
+    if dialect != "sqlite":
+        pytest.skip("a server lets a second connection write (outside the migration's transaction)")
+    add_revision(project_copy, "second_look.py", SECOND_LOOK_REVISION)
+    started = time.monotonic()
+    upgrade = ("-m", "alembic", "upgrade", "head")
+    result = run_in_project(database_url, *upgrade, cwd=project_copy, WRITE_ELSEWHERE="1", MIGRATION_LOCK_TIMEOUT="60")
+    waited = time.monotonic() - started
+    assert result.returncode != 0
+    assert f"FAILED: revision {SECOND_LOOK_REVISION_ID} (second_look.py) failed:" in result.stdout, output(result)
+    assert "a second connection of the migration's engine cannot write" in result.stdout, output(result)
+    assert "Traceback" not in output(result)
+    assert tables(database_url) == []  # the run is one transaction: nothing of it is left
+    assert waited < 30, f"it waited {waited:.0f} s for a lock its own run holds"
 
 
 # --- 4. SIGKILL mid-upgrade ------------------------------------------------------------

@@ -21,6 +21,8 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import reduce
@@ -34,6 +36,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 from migrations.lock import gave_up
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet: imported only where an async URL is used
+    from sqlalchemy.engine import ExceptionContext
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -100,9 +103,11 @@ def make_engine(url: URL | str) -> Engine:
     if engine.dialect.name == "sqlite":
         # SQLAlchemy's recipe for pysqlite: turn off the driver's own transaction handling
         # and emit BEGIN ourselves, so DDL is transactional and one commit means one fsync.
-        # IMMEDIATE takes the write lock at once: concurrent migrations queue up.
+        # IMMEDIATE takes the write lock at once: concurrent migrations queue up (a second
+        # connection the migration opens itself only reads: see _begin_immediate).
         event.listen(engine, "connect", _no_driver_transactions)
         event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "handle_error", _a_reader_cannot_write)
     return engine
 
 
@@ -216,6 +221,7 @@ def make_async_engine(url: URL) -> AsyncEngine:
     if engine.dialect.name == "sqlite":  # transactional, as make_engine's (SQLAlchemy's aiosqlite recipe)
         event.listen(engine.sync_engine, "connect", _no_driver_transactions)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "handle_error", _a_reader_cannot_write)
     return engine
 
 
@@ -223,9 +229,26 @@ def _no_driver_transactions(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
 
 
+# Per thread: the connection of each engine whose BEGIN IMMEDIATE this thread holds.
+_writers = threading.local()
+_READER = "migrations.settings: a reader beside the migration's own connection"
+
+
 def _begin_immediate(connection: Connection) -> None:
+    writers: dict[int, weakref.ref[Connection]] = _writers.__dict__.setdefault("by_engine", {})
+    writer = writers.get(id(connection.engine), lambda: None)()
+    if writer is not None and writer is not connection and writer.in_transaction():
+        # A second connection of the engine, opened by the migration itself (a revision that
+        # inspects through op.get_bind().engine): it would wait for the write lock its own
+        # thread holds until the busy timeout. Deferred, it reads what is committed, as on
+        # PostgreSQL, and a write of its fails at once ("database is locked").
+        connection.connection.dbapi_connection.cursor().execute("PRAGMA busy_timeout = 0")  # or aiosqlite's
+        connection.info[_READER] = True  # see _a_reader_cannot_write
+        connection.exec_driver_sql("BEGIN")
+        return
     try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writers[id(connection.engine)] = weakref.ref(connection)
     except OperationalError as error:
         if "database is locked" not in str(error.orig):
             raise
@@ -235,6 +258,18 @@ def _begin_immediate(connection: Connection) -> None:
         cursor.execute("PRAGMA busy_timeout")
         waited = cursor.fetchone()[0] / 1000
         raise gave_up(connection.engine.url, waited) from None
+
+
+def _a_reader_cannot_write(context: ExceptionContext) -> Exception | None:
+    """The error of a write through a second connection of the migration's engine, in words."""
+    connection = context.connection
+    if connection is None or not connection.info.get(_READER) or "locked" not in str(context.original_exception):
+        return None
+    said = type(context.original_exception)(
+        "database is locked: a second connection of the migration's engine cannot write while the migration "
+        "holds SQLite's write lock (it would wait for itself); run the statement through op.get_bind()"
+    )
+    return OperationalError(context.statement, context.parameters, said)  # env.py names the revision
 
 
 def transactional_sqlite(connection: Connection) -> bool:
