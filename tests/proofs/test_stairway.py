@@ -274,6 +274,23 @@ def test_a_failing_upgrade_is_the_last_step_with_its_error(project_copy, databas
         assert re.match(r"upgrading it failed: .*revision 1eac0000000a \(probe_0.py\) failed: .*no_such", last.error)
 
 
+def test_a_downgrade_that_refuses_with_not_implemented_error_is_told_how_to_say_so(project_copy, database_url, engine):
+    """Many histories mark an irreversible revision with ``raise NotImplementedError`` in its
+    downgrade (ZenML's history does, again and again): a fault, with the hint to declare it instead."""
+    refusing = revision_source(
+        "1eac0000000c",
+        HEAD,
+        schema_upgrades='op.create_table("kept_for_good", sa.Column("id", sa.Integer(), primary_key=True))',
+        schema_downgrades='raise NotImplementedError("Downgrade not supported.")',
+    )
+    with migrator_on(project_copy, database_url, engine, refusing) as migrator:
+        step = faulty_step(migrator, "1eac0000000c")
+    assert step.error == "downgrading it failed: NotImplementedError: Downgrade not supported."
+    fault = step.fault()
+    assert fault.startswith("1eac0000000c (1eac0000000c): downgrading it failed: NotImplementedError"), fault
+    assert 'it refuses to be undone, say so in the revision: irreversible = "why"' in fault, fault
+
+
 @pytest.mark.parametrize("depends_on", [None, "d0000000000a"], ids=["a-line", "depends-on-another-root"])
 def test_the_data_stairway_starts_mid_history(project_copy, database_url, engine, depends_on):
     """A history of its own: two revisions without data steps, then two with (rows inserted

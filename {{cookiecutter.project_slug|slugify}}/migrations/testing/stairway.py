@@ -318,6 +318,13 @@ def row_counts(connection: Connection, tables: list[str]) -> dict[str, int]:
     return counts
 
 
+# The hint for a downgrade that does nothing, or raises NotImplementedError, on purpose.
+MARK_IT = (
+    'If {}, say so in the revision: irreversible = "why" (see migrations/irreversible.py); then '
+    "alembic downgrade stops before running anything, and this suite upgrades it only."
+)
+
+
 @dataclass
 class Step:
     """One revision of the stairway. ``before`` and ``after_downgrade`` are equal when the
@@ -352,13 +359,14 @@ class Step:
         """What is wrong with this revision, in words, or None."""
         if self.skipped is not None or self.clean:
             return None
+        if self.error is not None and self.error.startswith("downgrading it failed: NotImplementedError"):
+            return f"{self}: {self.error} {MARK_IT.format('it refuses to be undone')}"
         if self.error is not None:
             return f"{self}: {self.error}"
         if self.downgrade_did_nothing:
-            return (
-                f"{self}: its downgrade did nothing, though its upgrade changed the schema. If it cannot be "
-                'undone, say so in the revision: irreversible = "why" (see migrations/irreversible.py).'
-            )
+            did_nothing = "its downgrade did nothing, though its upgrade changed the schema."
+            return f"{self}: {did_nothing} {MARK_IT.format('it cannot be undone')}"
+
         lines = differences(self.before, self.after_downgrade)
         if self.rows_after_downgrade != self.rows_before:
             changed = sorted(set(self.rows_before) | set(self.rows_after_downgrade))
