@@ -361,3 +361,33 @@ def test_the_recipe_tests_leave_a_foreign_historys_own_limits_to_the_migration_s
     assert result.returncode == 0, output
     skipped = r"SKIPPED .*this history cannot be written as SQL: probe_0\.py \(e1\) raised AttributeError"
     assert re.search(skipped, output), output
+
+
+def test_a_history_that_cannot_reach_head_says_so_in_one_line(project_copy, server, tmp_path):
+    """A real history can fail to upgrade an empty database (ZenML's needs a row its
+    application writes; one of its revisions refuses SQLite): the stairway names the revision,
+    and the tests that need a database at head fail at setup with one line naming it too,
+    not a traceback through env.py."""
+    refusing = 'raise NotImplementedError(f"Unsupported engine: {op.get_bind().dialect.name}")'
+    versions = project_copy / "migrations" / "versions"
+    versions.joinpath("probe_0.py").write_text(revision_source("c1", HEAD, schema_upgrades=refusing))
+    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    report = tmp_path / "report.xml"
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
+    command = [sys.executable, "-m", "pytest", "tests/test_migrations.py", "-p", "no:cacheprovider", "-q"]
+    result = subprocess.run(
+        [*command, f"--junitxml={report}"], cwd=project_copy, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert report.exists(), result.stdout + result.stderr
+    cases = {case.get("name"): case for case in ElementTree.parse(report).iter("testcase")}
+    stairway = cases["test_each_downgrade_undoes_its_upgrade"].find("failure")
+    assert stairway is not None and "c1 (c1): upgrading it failed: NotImplementedError: Unsupported engine" in (
+        stairway.text or ""
+    )
+    said = "upgrade head on a new database failed in revision c1 (probe_0.py): NotImplementedError: Unsupported engine"
+    for name in ("test_the_models_match_the_schema_at_head", "test_create_db_builds_what_upgrade_head_builds"):
+        error = cases[name].find("error")
+        assert error is not None, f"{name} did not fail at setup"
+        assert said in error.get("message", ""), error.get("message")
+        assert "Traceback" not in (error.text or "") and "env.py" not in (error.text or ""), error.text

@@ -35,11 +35,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, inspect, text
 
+from migrations.failures import failing_revision
 from migrations.replaceable import base_name, declared_objects
 from migrations.settings import target_metadata
 from migrations.testing.collector import freeze
@@ -49,6 +51,7 @@ from migrations.testing.schema import VERSION_TABLE, compared, existing_objects,
 from migrations.testing.stairway import (
     Migrator,
     NotDowngraded,
+    describe_error,
     differences,
     has_data_steps,
     load_script,
@@ -124,8 +127,13 @@ def at_head(walked: Walked, databases: Databases, script: ScriptDirectory) -> UR
     if walked.at_head is not None:
         return walked.at_head
     url = databases.new()
-    with migrator_on(url, script) as migrator:
-        migrator.upgrade("heads")
+    try:
+        with migrator_on(url, script) as migrator:
+            migrator.upgrade("heads")
+    except Exception as error:  # the stairway names it too; here, one line instead of a traceback
+        found = failing_revision(error.__traceback__)
+        where = f" in revision {found[0]} ({Path(found[1]).name})" if found else ""
+        pytest.fail(f"upgrade head on a new database failed{where}: {describe_error(error)}", pytrace=False)
     return url
 
 
