@@ -363,31 +363,58 @@ def test_the_recipe_tests_leave_a_foreign_historys_own_limits_to_the_migration_s
     assert re.search(skipped, output), output
 
 
-def test_a_history_that_cannot_reach_head_says_so_in_one_line(project_copy, server, tmp_path):
+@pytest.mark.parametrize("raised", ["in-its-code", "by-the-database"])
+def test_a_history_that_cannot_reach_head_says_so_in_one_line(project_copy, server, tmp_path, raised):
     """A real history can fail to upgrade an empty database (ZenML's needs a row its
     application writes; one of its revisions refuses SQLite): the stairway names the revision,
     and the tests that need a database at head fail at setup with one line naming it too,
-    not a traceback through env.py."""
+    not a traceback through env.py; the recipe tests that need head skip, naming it."""
     refusing = 'raise NotImplementedError(f"Unsupported engine: {op.get_bind().dialect.name}")'
+    if raised == "by-the-database":
+        refusing = 'op.execute("SELECT id FROM workspace_probe_not_there")'
     versions = project_copy / "migrations" / "versions"
     versions.joinpath("probe_0.py").write_text(revision_source("c1", HEAD, schema_upgrades=refusing))
     shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     report = tmp_path / "report.xml"
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
-    command = [sys.executable, "-m", "pytest", "tests/test_migrations.py", "-p", "no:cacheprovider", "-q"]
+    command = [sys.executable, "-m", "pytest", "tests/test_migrations.py", "tests/test_recipes.py", "-q", "-rs"]
     result = subprocess.run(
-        [*command, f"--junitxml={report}"], cwd=project_copy, env=env, capture_output=True, text=True, timeout=600
+        [*command, "-p", "no:cacheprovider", f"--junitxml={report}"],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert report.exists(), result.stdout + result.stderr
     cases = {case.get("name"): case for case in ElementTree.parse(report).iter("testcase")}
+    why = "NotImplementedError: Unsupported engine" if raised == "in-its-code" else "workspace_probe_not_there"
     stairway = cases["test_each_downgrade_undoes_its_upgrade"].find("failure")
-    assert stairway is not None and "c1 (c1): upgrading it failed: NotImplementedError: Unsupported engine" in (
-        stairway.text or ""
-    )
-    said = "upgrade head on a new database failed in revision c1 (probe_0.py): NotImplementedError: Unsupported engine"
+    assert stairway is not None and "c1 (c1): upgrading it failed: " in (stairway.text or ""), stairway
+    assert why in stairway.text
     for name in ("test_the_models_match_the_schema_at_head", "test_create_db_builds_what_upgrade_head_builds"):
         error = cases[name].find("error")
         assert error is not None, f"{name} did not fail at setup"
-        assert said in error.get("message", ""), error.get("message")
+        said = error.get("message", "")
+        assert "upgrade head on a new database failed" in said and "c1 (probe_0.py)" in said and why in said, said
         assert "Traceback" not in (error.text or "") and "env.py" not in (error.text or ""), error.text
+    for name in (
+        "test_autogenerate_at_head_writes_no_empty_revision",
+        "test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps",
+        "test_a_shared_connection_is_committed_by_its_caller",
+    ):
+        skipped = cases[name].find("skipped")
+        assert skipped is not None, f"{name}: {ElementTree.tostring(cases[name], encoding='unicode')[:2000]}"
+        message = skipped.get("message", "")
+        assert "this history cannot upgrade an empty database to head: probe_0.py (c1) raised" in message, message
+        assert why in message, message
+    failed = [name for name, case in cases.items() if any(case.find(kind) is not None for kind in ("failure", "error"))]
+    assert sorted(failed) == sorted(
+        [
+            "test_each_downgrade_undoes_its_upgrade",
+            "test_each_downgrade_undoes_its_upgrade_with_the_data_steps",  # the example history has data steps
+            "test_the_models_match_the_schema_at_head",
+            "test_create_db_builds_what_upgrade_head_builds",
+        ]
+    ), result.stdout

@@ -26,7 +26,7 @@ from alembic.util import CommandError
 from sqlalchemy import Column, Connection, Engine, Integer, Table, inspect, text
 
 from create_db import create_db
-from migrations.failures import failing_revision
+from migrations.failures import describe, failing_revision
 from migrations.settings import target_metadata
 from migrations.testing.connections import connected
 from migrations.testing.fixtures import ALEMBIC_INI, project_config
@@ -55,6 +55,20 @@ def user_objects(database) -> list[str]:
     return connected(database, read)
 
 
+def upgrade_to_head(config: Config) -> None:
+    """``alembic upgrade heads``; a skip naming the revision when the history's own code cannot
+    take an empty database to head (one that needs rows its application writes, or refuses
+    this database): tests/test_migrations.py reports that, once."""
+    try:
+        command.upgrade(config, "heads")
+    except Exception as error:
+        revision = raised_by_a_revision(error)
+        if revision is None:
+            raise
+        said = f"{type(error).__name__}: {describe(error)}"
+        pytest.skip(f"this history cannot upgrade an empty database to head: {revision} raised {said}")
+
+
 def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> None:
     """Recipe 3: ``alembic upgrade heads`` on the caller's connection, in its transaction, which
     the caller then commits or rolls back. An AsyncEngine's: inside its ``run_sync``, as an
@@ -63,7 +77,7 @@ def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> None
         with engine.connect() as connection:
             transaction = connection.begin()
             config.attributes["connection"] = connection
-            command.upgrade(config, "heads")
+            upgrade_to_head(config)
             transaction.commit() if commit else transaction.rollback()
         return
 
@@ -71,7 +85,7 @@ def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> None
         async with engine.connect() as connection:
             transaction = await connection.begin()
             config.attributes["connection"] = connection
-            await connection.run_sync(lambda _connection: command.upgrade(config, "heads"))
+            await connection.run_sync(lambda _connection: upgrade_to_head(config))
             await (transaction.commit() if commit else transaction.rollback())
 
     asyncio.run(upgrade())
@@ -112,7 +126,7 @@ def test_autogenerate_at_head_writes_no_empty_revision(scratch_config: Config):
     writes no revision, unless the models differ from head (which
     tests/test_migrations.py::test_the_models_match_the_schema_at_head reports), and then
     one with operations in it."""
-    command.upgrade(scratch_config, "heads")
+    upgrade_to_head(scratch_config)
     script = ScriptDirectory.from_config(scratch_config)
     before = {revision.revision for revision in script.walk_revisions()}
     command.revision(scratch_config, message="nothing", autogenerate=True)
@@ -124,7 +138,7 @@ def test_autogenerate_at_head_writes_no_empty_revision(scratch_config: Config):
 
 
 def test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps(scratch_config: Config):
-    command.upgrade(scratch_config, "heads")
+    upgrade_to_head(scratch_config)
     metadata = target_metadata(scratch_config)
     probe = Table("recipes_probe_table", metadata, Column("id", Integer, primary_key=True))
     try:
@@ -163,6 +177,8 @@ def raised_by_a_revision(error: BaseException) -> str | None:
     Session, or batch mode on SQLite without copy_from, neither possible in --sql mode), as
     env.py names a failing revision (migrations/failures.py); None when there is none, or
     when this project's migrations/ machinery raised it below the revision."""
+    if failing_revision(error.__traceback__) is None and isinstance(error, CommandError):
+        error = error.__context__ or error  # env.py's one line: the database error it was raised from
     found = failing_revision(error.__traceback__)
     if found is None:
         return None
