@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -448,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     except DBAPIError as error:  # cannot connect, may not create the database, ...: before any build
         where = database_url(config).render_as_string(hide_password=True)
         print(f"create_db.py: error: {describe(error)} (on {where}; nothing was built)", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `--sql | head`: the reader has what it wanted (Python's recipe, no traceback)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0
 

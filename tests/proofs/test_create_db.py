@@ -4,6 +4,8 @@ functions included, is part of the migration suite: tests/test_migrations.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -15,7 +17,7 @@ from create_db import database_exists
 from migrations.settings import make_engine, server_url
 from migrations.testing.fixtures import project_config
 from migrations.testing.schema import leftovers, snapshot
-from proofs.helpers import drop_database, run_in_project
+from proofs.helpers import drop_database, environment, run_in_project
 from proofs.test_stairway import revision_source
 
 
@@ -128,6 +130,26 @@ def test_create_db_sql_prints_the_ddl_and_touches_nothing(database_url):
     assert result.returncode == 0, result.stderr
     assert "CREATE TABLE customer" in result.stdout
     assert "INSERT INTO alembic_version" in result.stdout
+    with make_engine(database_url).connect() as connection:
+        assert snapshot(connection)["tables"] == {}
+
+
+def test_create_db_sql_read_in_part_ends_without_a_traceback(project_copy, database_url):
+    """`python create_db.py --sql | head`: the reader closes the pipe early. 600 more tables
+    make more SQL than a pipe holds, so the writer is still writing when it does."""
+    models = next(project_copy.glob("*/models.py"))
+    many = (
+        "\n\nfrom sqlalchemy import Column, Integer, Table  # noqa: E402\n\nfor _n in range(600):\n"
+        "    Table(f'pipe_probe_{_n:03d}', metadata, Column('id', Integer, primary_key=True))\n"
+    )
+    models.write_text(models.read_text() + many)
+    command = [sys.executable, "create_db.py", "--sql"]
+    env = environment(database_url)
+    process = subprocess.Popen(command, cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"CREATE")
+    process.stdout.close()  # as head does after its first lines
+    _, errors = process.communicate(timeout=120)
+    assert b"Traceback" not in errors and b"BrokenPipeError" not in errors, errors.decode()
     with make_engine(database_url).connect() as connection:
         assert snapshot(connection)["tables"] == {}
 
