@@ -162,6 +162,28 @@ def test_a_dropped_table_that_keeps_its_enum_type_is_caught(project_copy, databa
     assert any(line.startswith("enums:") and "probe_mood" in line for line in changed), changed
 
 
+def test_a_downgrade_that_drops_its_enum_type_is_clean(project_copy, database_url, engine, dialect):
+    """The correct downgrade (env.py's autogenerate writes it): drop_table, then DROP TYPE. The
+    line walk upgrades it again in the same run of env.py, where SQLAlchemy remembered the type
+    as made: that upgrade failed ("type probe_mood does not exist"), a false alarm, until
+    the stairway made it a new run's (migrations/testing/stairway.py: as_a_new_run)."""
+    if dialect != "postgresql":
+        pytest.skip("enum types that outlive their table are PostgreSQL's")
+    tidy = revision_source(
+        "1eac0000000d",
+        HEAD,
+        schema_upgrades=(
+            'op.create_table("mood_probe", sa.Column("id", sa.Integer(), primary_key=True),'
+            ' sa.Column("mood", sa.Enum("happy", "sad", name="probe_mood")))'
+        ),
+        schema_downgrades='op.drop_table("mood_probe")\nop.execute("DROP TYPE probe_mood")',
+    )
+    with migrator_on(project_copy, database_url, engine, tidy) as migrator:
+        steps = list(stairway(migrator))
+    assert steps[-1].revision.revision == "1eac0000000d"
+    assert [step.fault() for step in steps] == [None] * len(steps)
+
+
 def test_a_leftover_no_snapshot_shows_fails_the_upgrade_after_the_downgrade(
     project_copy, database_url, engine, dialect
 ):

@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.runtime.migration import MigrationStep
+import sqlalchemy as sa
+from alembic import command, op
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
@@ -316,6 +318,13 @@ def test_the_alembic_internals_the_stairway_relies_on_still_behave():
     order = [each.revision for each in reversed(list(script.walk_revisions()))]
     assert [step.revision.revision for step in script._upgrade_revs(HEAD, ())] == order
     assert [step.revision.revision for step in script._downgrade_revs("base", (HEAD,))] == order[::-1]
+    # as_a_new_run() clears the memo in which SQLAlchemy notes the PostgreSQL ENUM types a run made
+    buffer = io.StringIO()
+    context = MigrationContext.configure(dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer})
+    with Operations.context(context):
+        op.create_table("memo_probe", sa.Column("mood", sa.Enum("a", name="memo_probe_mood")))
+    assert "CREATE TYPE memo_probe_mood" in buffer.getvalue()
+    assert any("memo_probe_mood" in str(noted) for noted in context.impl.memo.values()), context.impl.memo
 
 
 def test_after_a_fault_the_walk_goes_on_in_place_where_it_can(project_copy, new_database, dialect):

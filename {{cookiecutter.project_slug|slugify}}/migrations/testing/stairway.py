@@ -560,6 +560,7 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iter
     for revision in line:
         if undone is not None:
             progress.phase = "upgrading it again after its downgrade"
+            as_a_new_run(context)
             yield MigrationStep.upgrade_from_script(revision_map, undone)
         progress.phase, progress.revision, progress.step, progress.made = "upgrading it", revision, None, None
         yield MigrationStep.upgrade_from_script(revision_map, revision)
@@ -586,7 +587,19 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iter
                 pass
     if undone is not None:
         progress.phase = "upgrading it again after its downgrade"
+        as_a_new_run(context)
         yield MigrationStep.upgrade_from_script(revision_map, undone)
+
+
+def as_a_new_run(context) -> None:
+    """Forget the PostgreSQL ENUM types this run's op.create_table() made. SQLAlchemy notes
+    each in the run's DDL memo (Alembic's ``impl.memo``) and creates it no more in that run:
+    after a downgrade that dropped the type, as a correct one does, the upgrade run again in
+    the same run would fail ("type ... does not exist"), where ``alembic upgrade``, a new run,
+    does not. The line walk's upgrade after a downgrade is such a new run."""
+    memo = getattr(context.impl, "memo", None)
+    if isinstance(memo, dict):
+        memo.clear()
 
 
 def _parents(revision: Script) -> tuple[str, ...]:
