@@ -25,7 +25,7 @@ OWN_MODELS = '''"""The application's models."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, func
+from sqlalchemy import Enum, ForeignKey, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -47,6 +47,7 @@ class Login(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime]
+    method: Mapped[str] = mapped_column(Enum("password", "token", name="login_method"))  # a type on PostgreSQL
 
 
 metadata = Base.metadata

@@ -13,9 +13,9 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from alembic.operations.ops import DropIndexOp, DropTableOp, ModifyTableOps
+from alembic.operations.ops import CreateTableOp, DropIndexOp, DropTableOp, ExecuteSQLOp, ModifyTableOps
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Enum, inspect
 from sqlalchemy.exc import DBAPIError
 
 import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared views, functions...
@@ -63,6 +63,8 @@ def process_revision_directives(migration_context, revision, directives):
             in_dependency_order(operations)  # views after their tables, dropped before them
         for downgrade_ops in script.downgrade_ops_list:
             drop_tables_with_their_indexes(downgrade_ops)
+        for upgrade_ops, downgrade_ops in zip(script.upgrade_ops_list, script.downgrade_ops_list, strict=True):
+            drop_enum_types_with_their_tables(migration_context, upgrade_ops, downgrade_ops)
 
 
 def drop_tables_with_their_indexes(downgrade_ops) -> None:
@@ -80,6 +82,30 @@ def drop_tables_with_their_indexes(downgrade_ops) -> None:
     downgrade_ops.ops = [
         op for op in downgrade_ops.ops if needed(op) and not (isinstance(op, ModifyTableOps) and not op.ops)
     ]
+
+
+def drop_enum_types_with_their_tables(migration_context, upgrade_ops, downgrade_ops) -> None:
+    """PostgreSQL: op.create_table() creates the ENUM types of its columns that do not exist
+    yet, and op.drop_table() leaves them: the downgrade would leave a type behind, and
+    upgrading again would fail ("type ... already exists"). The downgrade drops the types its
+    upgrade creates, after their tables."""
+    dialect = migration_context.dialect
+    if dialect.name != "postgresql" or migration_context.connection is None:
+        return
+    found = inspect(migration_context.connection).get_enums(schema="*")
+    existing = {(enum["schema"], enum["name"]) for enum in found}
+    created: dict[tuple[str, str], Enum] = {}
+    for op in upgrade_ops.ops:
+        if not isinstance(op, CreateTableOp):
+            continue
+        for column in op.columns:
+            kind = getattr(column, "type", None)
+            if isinstance(kind, Enum) and kind.native_enum and kind.name and getattr(kind, "create_type", True):
+                key = (kind.schema or op.schema or dialect.default_schema_name, kind.name)
+                if key not in existing:
+                    created.setdefault(key, kind)
+    preparer = dialect.identifier_preparer
+    downgrade_ops.ops.extend(ExecuteSQLOp(f"DROP TYPE {preparer.format_type(kind)}") for kind in created.values())
 
 
 def configure_options(dialect_name: str, transactional_ddl: bool | None = None) -> dict:
