@@ -143,6 +143,13 @@ def test_a_downgrade_that_leaves_a_sequence_behind_is_caught(project_copy, datab
     assert any(line.startswith("sequences:") and "probe_sequence" in line for line in changed), changed
 
 
+# A table with a PostgreSQL ENUM column: op.create_table() creates the type too.
+MOOD_TABLE = (
+    'op.create_table("mood_probe", sa.Column("id", sa.Integer(), primary_key=True),'
+    ' sa.Column("mood", sa.Enum("happy", "sad", name="probe_mood")))'
+)
+
+
 def test_a_dropped_table_that_keeps_its_enum_type_is_caught(project_copy, database_url, engine, dialect):
     """Alembic's autogenerate writes exactly this downgrade: drop_table, and the type stays."""
     if dialect != "postgresql":
@@ -150,10 +157,7 @@ def test_a_dropped_table_that_keeps_its_enum_type_is_caught(project_copy, databa
     leaky = revision_source(
         "1eac00000004",
         HEAD,
-        schema_upgrades=(
-            'op.create_table("mood_probe", sa.Column("id", sa.Integer(), primary_key=True),'
-            ' sa.Column("mood", sa.Enum("happy", "sad", name="probe_mood")))'
-        ),
+        schema_upgrades=MOOD_TABLE,
         schema_downgrades='op.drop_table("mood_probe")',
     )
     with migrator_on(project_copy, database_url, engine, leaky) as migrator:
@@ -172,10 +176,7 @@ def test_a_downgrade_that_drops_its_enum_type_is_clean(project_copy, database_ur
     tidy = revision_source(
         "1eac0000000d",
         HEAD,
-        schema_upgrades=(
-            'op.create_table("mood_probe", sa.Column("id", sa.Integer(), primary_key=True),'
-            ' sa.Column("mood", sa.Enum("happy", "sad", name="probe_mood")))'
-        ),
+        schema_upgrades=MOOD_TABLE,
         schema_downgrades='op.drop_table("mood_probe")\nop.execute("DROP TYPE probe_mood")',
     )
     with migrator_on(project_copy, database_url, engine, tidy) as migrator:

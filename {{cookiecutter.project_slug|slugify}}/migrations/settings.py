@@ -229,14 +229,15 @@ def _no_driver_transactions(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
 
 
-# Per thread: the connection of each engine whose BEGIN IMMEDIATE this thread holds.
+# Per thread: for each engine, the connection whose BEGIN IMMEDIATE this thread holds.
 _writers = threading.local()
 _READER = "migrations.settings: a reader beside the migration's own connection"
 
 
 def _begin_immediate(connection: Connection) -> None:
-    writers: dict[int, weakref.ref[Connection]] = _writers.__dict__.setdefault("by_engine", {})
-    writer = writers.get(id(connection.engine), lambda: None)()
+    writers = _writers.__dict__.setdefault("by_engine", weakref.WeakKeyDictionary())  # neither kept alive
+    held = writers.get(connection.engine)
+    writer = held() if held is not None else None
     if writer is not None and writer is not connection and writer.in_transaction():
         # A second connection of the engine, opened by the migration itself (a revision that
         # inspects through op.get_bind().engine): it would wait for the write lock its own
@@ -248,7 +249,7 @@ def _begin_immediate(connection: Connection) -> None:
         return
     try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-        writers[id(connection.engine)] = weakref.ref(connection)
+        writers[connection.engine] = weakref.ref(connection)
     except OperationalError as error:
         if "database is locked" not in str(error.orig):
             raise

@@ -366,7 +366,6 @@ class Step:
         if self.downgrade_did_nothing:
             did_nothing = "its downgrade did nothing, though its upgrade changed the schema."
             return f"{self}: {did_nothing} {MARK_IT.format('it cannot be undone')}"
-
         lines = differences(self.before, self.after_downgrade)
         if self.rows_after_downgrade != self.rows_before:
             changed = sorted(set(self.rows_before) | set(self.rows_after_downgrade))
