@@ -20,13 +20,17 @@ from sqlalchemy.exc import DBAPIError
 
 import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared views, functions...
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
+from migrations.autocommit import AutocommitInCallersTransaction, commits_during, refuse_autocommit_blocks, what_stays
 from migrations.conditional import data_enabled
 from migrations.declared import in_dependency_order
 from migrations.failures import cannot_connect, migration_failed
 from migrations.irreversible import refuse_irreversible_downgrade
 from migrations.lock import lock_timeout, migration_lock
+from migrations.render import render_item
 from migrations.settings import (
+    CHAINED_HOOKS,
     database_url,
+    env_hooks,
     is_async_connectable,
     run_on_connection,
     sqlite_legacy_rename,
@@ -43,6 +47,11 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 # The models' MetaData, for autogenerate: `target_metadata = module:attribute` in alembic.ini.
 target_metadata = import_target_metadata(config)
+
+# The application's own context.configure() options (include_object, include_name, ...), from
+# the module named by `env_hooks = module` in alembic.ini: see migrations/settings.py. Its
+# render_item and process_revision_directives run first, then ours.
+app_hooks = env_hooks(config)
 
 
 # Recipe 5: no empty migrations. An autogenerate that finds nothing writes no file, from
@@ -109,9 +118,11 @@ def drop_enum_types_with_their_tables(migration_context, upgrade_ops, downgrade_
 
 
 def configure_options(dialect_name: str, transactional_ddl: bool | None = None) -> dict:
-    return {
+    ours = {
         "target_metadata": target_metadata,
         "process_revision_directives": process_revision_directives,
+        # Revisions import the modules of the types they render (migrations/render.py).
+        "render_item": render_item,
         # SQLite can ALTER little: batch mode rebuilds the table instead.
         "render_as_batch": dialect_name == "sqlite",
         # PostgreSQL, and SQLite through our engine: the whole run is one transaction.
@@ -120,6 +131,21 @@ def configure_options(dialect_name: str, transactional_ddl: bool | None = None) 
         "transactional_ddl": transactional_ddl,
         "transaction_per_migration": dialect_name in ("mysql", "mariadb"),
     }
+    return {**ours, **app_hooks, **{name: chained(name, ours[name]) for name in CHAINED_HOOKS if name in app_hooks}}
+
+
+def chained(name: str, ours):
+    """The app's hook, then ours: a render_item of theirs that renders the item wins."""
+    theirs = app_hooks[name]
+
+    def both(*args):
+        if name == "render_item":
+            rendered = theirs(*args)
+            return rendered if rendered is not False else ours(*args)
+        theirs(*args)
+        return ours(*args)
+
+    return both
 
 
 def run_migrations_offline() -> None:
@@ -163,14 +189,19 @@ def run_migrations(connection: Connection) -> None:
 def run_migrations_locked(connection: Connection, transactional: bool | None) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
     with migration_lock(connection, lock_timeout(config)):
+        callers_transaction = connection.in_transaction()
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
         refuse_irreversible_downgrade(context.get_context())  # before any DDL
-        try:
-            with context.begin_transaction():
-                context.run_migrations()
-        except DBAPIError as error:  # one line naming the revision, not a bare traceback
-            one_transaction = connection.dialect.name == "postgresql" or bool(transactional)
-            raise migration_failed(error, one_transaction) from error
+        if callers_transaction:  # a revision's autocommit_block() would commit it: see migrations/autocommit.py
+            refuse_autocommit_blocks(context.get_context())
+        one_transaction = connection.dialect.name == "postgresql" or bool(transactional)
+        with commits_during(connection) as commits:
+            try:
+                with context.begin_transaction():
+                    context.run_migrations()
+            except (DBAPIError, AutocommitInCallersTransaction) as error:  # one line naming the revision
+                stays = what_stays(context.get_context(), commits) if one_transaction else None
+                raise migration_failed(error, one_transaction, stays, callers_transaction) from error
 
 
 # Recipe 2: a bad `-x data=...` is an error here, before any DDL runs.

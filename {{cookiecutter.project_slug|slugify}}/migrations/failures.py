@@ -36,17 +36,32 @@ def describe(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def migration_failed(error: Exception, one_transaction: bool) -> CommandError:
-    """Call from an ``except`` block: the traceback tells which revision was running."""
+def migration_failed(
+    error: Exception,
+    one_transaction: bool,
+    what_stays: str | None = None,
+    callers_transaction: bool = False,
+) -> CommandError:
+    """Call from an ``except`` block: the traceback tells which revision was running.
+    ``what_stays``: the run was one transaction but a revision's autocommit_block()
+    committed part of it: what stays applied, in words (migrations/autocommit.py).
+    ``callers_transaction``: the run was inside a transaction of the caller's, which is
+    left to it. A CommandError keeps its class (callers may tell them apart)."""
     found = failing_revision(sys.exc_info()[2])
     where = f"revision {found[0]} ({Path(found[1]).name})" if found else "a migration"
-    left = (
-        "Nothing of this run was applied."
-        if one_transaction
-        else "The migrations before it are applied and recorded in alembic_version; "
-        "DDL it ran before failing may remain (this database cannot roll DDL back)."
-    )
-    return CommandError(f"{where} failed: {describe(error)}. {left}")
+    kind = type(error) if isinstance(error, CommandError) else CommandError
+    if callers_transaction:
+        left = "What this run did is in the caller's transaction, which it commits or rolls back."
+    elif what_stays is not None:
+        left = what_stays
+    elif one_transaction:
+        left = "Nothing of this run was applied."
+    else:
+        left = (
+            "The migrations before it are applied and recorded in alembic_version; "
+            "DDL it ran before failing may remain (this database cannot roll DDL back)."
+        )
+    return kind(f"{where} failed: {describe(error)}. {left}")
 
 
 def cannot_connect(error: OperationalError, url: URL) -> CommandError:

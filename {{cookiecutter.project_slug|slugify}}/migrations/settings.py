@@ -19,16 +19,19 @@ import asyncio
 import configparser
 import importlib
 import importlib.util
+import inspect
 import os
+import re
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import reduce
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, make_url, pool
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -278,22 +281,40 @@ def transactional_sqlite(connection: Connection) -> bool:
     return connection.dialect.name == "sqlite" and event.contains(connection.engine, "begin", _begin_immediate)
 
 
+# Batch mode's last statement: the rebuilt copy of a table takes the table's name.
+_BATCH_RENAME = re.compile(r'^\s*ALTER TABLE (?:\S+\.)?"?_alembic_tmp_.* RENAME TO ', re.IGNORECASE | re.DOTALL)
+
+
 @contextmanager
 def sqlite_legacy_rename(connection: Connection) -> Iterator[None]:
-    """On SQLite: batch mode rebuilds a table and renames it back, and a view on that table
-    would make SQLite refuse the rename; the legacy rename leaves views alone (they still
-    match). The connection's own setting is put back afterwards. Elsewhere: nothing."""
+    """On SQLite, for batch mode only: it rebuilds a table as ``_alembic_tmp_<name>``, drops
+    the table and renames the copy back. SQLite (3.26+) checks every view when a table is
+    renamed, and a view on the dropped table makes it refuse; the legacy rename leaves views
+    alone (they match the new table). Any other rename keeps SQLite's own behaviour, which
+    rewrites the foreign keys, views and triggers that name the table, as with Alembic's own
+    env.py. The connection's own setting is put back afterwards. Elsewhere: nothing."""
     if connection.dialect.name != "sqlite":
         yield
         return
-    raw = connection.connection.dbapi_connection.cursor()  # sqlite3's, or aiosqlite's adapter
-    raw.execute("PRAGMA legacy_alter_table")
-    before = raw.fetchone()[0]
-    raw.execute("PRAGMA legacy_alter_table = ON")
+    raw = connection.connection.dbapi_connection  # sqlite3's, or aiosqlite's adapter
+    cursor = raw.cursor()
+    cursor.execute("PRAGMA legacy_alter_table")
+    before = bool(cursor.fetchone()[0])
+    state = {"legacy": before}
+
+    def legacy_for_batch_renames(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        wanted = bool(_BATCH_RENAME.match(statement)) or before
+        if wanted != state["legacy"]:
+            raw.cursor().execute(f"PRAGMA legacy_alter_table = {int(wanted)}")
+            state["legacy"] = wanted
+
+    event.listen(connection, "before_cursor_execute", legacy_for_batch_renames)
     try:
         yield
     finally:
-        raw.execute(f"PRAGMA legacy_alter_table = {int(before)}")
+        event.remove(connection, "before_cursor_execute", legacy_for_batch_renames)
+        if state["legacy"] != before and not (connection.closed or connection.invalidated):
+            raw.cursor().execute(f"PRAGMA legacy_alter_table = {int(before)}")
 
 
 def server_url(url: URL) -> URL:
@@ -326,4 +347,37 @@ def target_metadata(config: Config) -> MetaData:
     found = getattr(found, "metadata", found)  # a declarative Base works too
     if not isinstance(found, MetaData):
         raise CommandError(f"target_metadata = {path} is a {type(found).__name__}, not a MetaData.")
+    return found
+
+
+# What env_hooks may not set: env.py sets them from elsewhere (the URL, the connection,
+# target_metadata) or has its own, which the app's run after (see env_hooks()).
+_NOT_HOOKS = {"connection", "url", "dialect_name", "dialect_opts", "target_metadata", "fn", "as_sql"}
+CHAINED_HOOKS = ("process_revision_directives", "render_item")
+
+
+def env_hooks(config: Config) -> dict[str, Any]:
+    """What the application's own env.py passed to ``context.configure()``, from the module
+    named by ``env_hooks = module`` (alembic.ini or ``[tool.alembic]``): each module-level
+    name that is an option of ``EnvironmentContext.configure`` (``include_object``,
+    ``include_name``, ``include_schemas``, ``compare_type``, ``render_item``,
+    ``user_module_prefix``, ``version_table``, ...). None set: an empty dict."""
+    path = config.get_alembic_option("env_hooks")
+    if not path:
+        return {}
+    try:
+        module = importlib.import_module(path)
+    except ImportError as error:
+        raise CommandError(f"env_hooks = {path}: cannot import it ({error}).") from None
+    options = set(inspect.signature(EnvironmentContext.configure).parameters) - {"self", "kw"}
+    found = {name: value for name, value in vars(module).items() if name in options}
+    refused = sorted(set(found) & _NOT_HOOKS)
+    if refused:
+        raise CommandError(
+            f"env_hooks = {path} sets {', '.join(refused)}: set the URL and target_metadata in alembic.ini instead."
+        )
+    if not found:
+        raise CommandError(
+            f"env_hooks = {path} defines none of context.configure()'s options (include_object, render_item, ...)."
+        )
     return found

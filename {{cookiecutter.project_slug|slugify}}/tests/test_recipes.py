@@ -26,6 +26,7 @@ from alembic.util import CommandError
 from sqlalchemy import Column, Connection, Engine, Integer, Table, inspect, text
 
 from create_db import create_db
+from migrations.autocommit import AutocommitInCallersTransaction
 from migrations.failures import describe, failing_revision
 from migrations.settings import target_metadata
 from migrations.testing.connections import connected
@@ -61,6 +62,8 @@ def upgrade_to_head(config: Config) -> None:
     this database): tests/test_migrations.py reports that, once."""
     try:
         command.upgrade(config, "heads")
+    except AutocommitInCallersTransaction as error:  # recipe 3, with a revision that must commit
+        pytest.skip(f"a caller's transaction cannot hold this history: {error}")
     except Exception as error:
         revision = raised_by_a_revision(error)
         if revision is None:
