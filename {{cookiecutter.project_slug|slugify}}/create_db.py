@@ -38,6 +38,7 @@ from sqlalchemy import URL, Column, Connection, MetaData, String, Table, create_
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from migrations.failures import describe
+from migrations.history_objects import history_objects
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
 from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, run_on_connection, server_url, target_metadata
@@ -122,12 +123,48 @@ def build(
             refuse_if_not_empty(connection, url, metadata)
         metadata.create_all(connection, checkfirst=False)  # the database was found empty
         create_declared_objects(connection, metadata)  # views, functions: after the tables
-        stamp_head(config, connection, script)  # one head, through env.py: the history is imported only now
+        create_history_objects(connection, config, script, metadata, planned, marked)  # the history is imported now
+        stamp_head(config, connection, script)  # one head, through env.py
         head = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
     if marked:
         with connection.begin():
             IN_PROGRESS.drop(connection)
     return head
+
+
+def create_history_objects(
+    connection: Connection, config: Config, script: ScriptDirectory, metadata: MetaData, planned: list, marked: bool
+) -> None:
+    """The views, functions... that revisions make with op.create_view & co. and the models do
+    not declare (migrations/history_objects.py), after the declared ones. On MariaDB each is
+    listed in the build's plan before it is made, and one already there stops the build (its
+    undo removes only what the build made)."""
+    objects = undeclared_history_objects(config, script, metadata, connection.dialect)
+    if marked and objects:
+        there = {(kind, name.lower()) for kind, name in objects_in_database(connection)}
+        keys = [(kind.label, base_name(obj.name)) for kind, obj in objects]
+        clashes = [f"{label} {name}" for label, name in keys if (label, name.lower()) in there]
+        if clashes:
+            raise CommandError(f"the database already has {', '.join(clashes)}, which the history makes")
+        connection.execute(IN_PROGRESS.insert(), [{"kind": label, "name": name} for label, name in keys])
+    for kind, obj in objects:
+        kind.check(connection.dialect.name, obj)
+        execute(connection, kind.create(obj))
+        planned.append((kind.label, base_name(obj.name)))
+
+
+def undeclared_history_objects(config: Config, script: ScriptDirectory, metadata: MetaData, dialect) -> list:
+    """(kind, object) of each object the history leaves at head that the models do not declare;
+    a warning names each revision that could not be replayed."""
+    declared = {(obj.kind.label, base_name(obj.name)) for obj in declared_objects(metadata)}
+    found = history_objects(config, script, dialect)
+    for skipped in found.skipped:
+        print(
+            f"create_db.py: warning: revision {skipped}: its views, functions and triggers cannot be found "
+            "without a database, and are not built; declare them in the models instead",
+            file=sys.stderr,
+        )
+    return [(kind, obj) for key, (kind, obj) in found.alive.items() if key not in declared]
 
 
 def require_revisions(config: Config) -> ScriptDirectory:
@@ -420,13 +457,14 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
 
     mock = create_mock_engine(url, dump)
     metadata.create_all(mock, checkfirst=False)
-    for obj in declared_objects(metadata):
-        statement = obj.kind.create(obj)
+    one_head(script)  # after create_all, as in a build
+    declared = [(obj.kind, obj) for obj in declared_objects(metadata)]
+    for kind, obj in declared + undeclared_history_objects(config, script, metadata, mock.dialect):
+        statement = kind.create(obj)
         if mock.dialect.name in NON_TRANSACTIONAL_DDL and ";" in statement:  # see replaceable.execute
             printed.append(f"DELIMITER //\n{statement}\n//\nDELIMITER ;\n")
         else:
             printed.append(f"{statement};\n")
-    one_head(script)  # after create_all, as in a build
     print("\n".join(printed))
     command.stamp(config, "head", sql=True)
 

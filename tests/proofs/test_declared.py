@@ -47,6 +47,7 @@ customer_touch = Trigger(
 """,
 }
 IMPORTS = "from migrations.replaceable import Function, MaterializedView, Trigger, View  # noqa: F811\n"
+DECLARE = "declare_replaceable_objects(MetaData(naming_convention=NAMING_CONVENTION))"
 OLD_VIEW = "SELECT name, order_count, email FROM customer WHERE order_count > 0"
 NEW_VIEW = "SELECT name, order_count FROM customer WHERE order_count > 1"
 
@@ -95,6 +96,7 @@ def test_add_change_and_remove_declared_objects(project_copy: Path, database_url
     models = next(project_copy.glob("*/models.py"))
     migrate(database_url, project_copy, "upgrade", "head")
     original = models.read_text()
+    assert DECLARE in original
 
     # New objects -> create_*; upgrade and downgrade.
     models.write_text(original + IMPORTS + NEW_OBJECTS["mysql" if dialect == "mariadb" else dialect])
@@ -120,10 +122,14 @@ def test_add_change_and_remove_declared_objects(project_copy: Path, database_url
     assert "big_customers" in objects(database_url)["views"]
     migrate(database_url, project_copy, "upgrade", "head")
 
-    # A removed view -> drop_view; its downgrade brings it back.
+    # A removed view: left alone by default (it may be one a revision makes: the history's) ...
     models.write_text(
         models.read_text().replace('big_customers = View("big_customers"', 'big_customers = ("big_customers"')
     )
+    result = alembic_cli(database_url, "revision", "--autogenerate", "-m", "nothing", cwd=project_copy)
+    assert result.returncode == 0 and "no revision file written" in result.stdout, result.stdout + result.stderr
+    # ... and with drop_undeclared=True -> drop_view; its downgrade brings it back.
+    models.write_text(models.read_text().replace(DECLARE, DECLARE.replace("))", "), drop_undeclared=True)")))
     revision = autogenerate(database_url, project_copy, "remove view")
     assert "op.drop_view(" in revision and "big_customers" in revision
     migrate(database_url, project_copy, "upgrade", "head")

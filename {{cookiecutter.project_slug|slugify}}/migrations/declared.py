@@ -10,9 +10,15 @@ the same SQL is no change: the declared SQL is created in a scratch place and re
 - MariaDB/MySQL: under temporary names, dropped at once (its DDL cannot be rolled back).
 - SQLite: it stores the statement as written; whitespace is folded.
 
-Scope: objects in the default schema whose kind the app declares at least once. Call
-``declare_replaceable_objects(metadata)`` (models.py does) to keep comparing when the
-last declared object is deleted.
+Scope: the objects the app declares, in the default schema. An object in the database
+that the app does not declare is left alone: a view a revision makes with
+``op.create_view`` (the cookbook's own way) is the history's, not something to drop. To
+have autogenerate drop what the models no longer declare, say that every view, function,
+procedure and trigger in the database is the app's::
+
+    metadata = declare_replaceable_objects(MetaData(...), drop_undeclared=True)
+
+Then a view made only in a revision is proposed for dropping too: declare it as well.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ def compare_declared_objects(autogen_context: AutogenContext, upgrade_ops: ops.U
     if not tracked:
         return
     declared = [obj for metadata in tracked for obj in declared_objects(metadata)]
+    drop_undeclared = any(metadata.info.get(DROP_UNDECLARED_KEY) for metadata in tracked)
+    if not declared and not drop_undeclared:
+        return
     connection = autogen_context.connection
     dialect = connection.dialect.name
     for obj in declared:
@@ -65,7 +74,7 @@ def compare_declared_objects(autogen_context: AutogenContext, upgrade_ops: ops.U
     reader = READERS[dialect]
     existing = reader.existing(connection)  # key -> (object as the database has it, normalised text)
     wanted = reader.declared(connection, declared)  # key -> (declared object, normalised text)
-    for key in [key for key in existing if key not in wanted][::-1]:
+    for key in [key for key in existing if key not in wanted and drop_undeclared][::-1]:
         old, _ = existing[key]
         upgrade_ops.ops.append(DROP_OPS[kind_of(key)](old))
     for key, (new, normalised) in wanted.items():
@@ -92,9 +101,16 @@ def kind_of(key: Key) -> Kind:
     return next(kind for kind in KINDS if kind.label == key[0])
 
 
-def declare_replaceable_objects(metadata: MetaData) -> MetaData:
-    """Have autogenerate manage this MetaData's objects, even when none is declared (yet)."""
+DROP_UNDECLARED_KEY = "replaceable_objects_drop_undeclared"
+
+
+def declare_replaceable_objects(metadata: MetaData, drop_undeclared: bool = False) -> MetaData:
+    """Have autogenerate compare this MetaData's declared objects with the database (a View
+    or Function declared on it does this too). ``drop_undeclared``: every view, function,
+    procedure and trigger in the database is the app's, and one the models do not declare
+    (any more) is proposed for dropping, a view made only in a revision too."""
     metadata.info.setdefault(REGISTRY_KEY, {})
+    metadata.info[DROP_UNDECLARED_KEY] = drop_undeclared
     return metadata
 
 

@@ -201,7 +201,9 @@ class HeadTemplate:
         )
         if result.returncode != 0:
             template.drop()
-            raise RuntimeError(f"create_db.py failed to build the tests' database at head:\n{result.stderr}")
+            said = [line for line in result.stderr.strip().splitlines() if line.strip()] or ["(nothing said)"]
+            # its one line (a CommandError's), not the traceback of the process that built it
+            pytest.fail(f"create_db.py failed to build the tests' database at head: {said[-1].strip()}", pytrace=False)
         template.statements = pickle.loads(recorded.read_bytes())
         recorded.unlink()
         if server.get_backend_name() not in ("sqlite", "postgresql"):
