@@ -40,8 +40,12 @@ WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
 def urls(draw) -> tuple[str, str]:
     """A URL as a user might write it, its password not quoted: (url, password)."""
     password = draw(PASSWORD)
-    port = draw(st.sampled_from(["", ":1", ":5432", ":99999999", ":abc"]))
-    url = f"{draw(SCHEMES)}://{draw(WORD)}:{password}@127.0.0.1{port}/{draw(WORD)}"
+    scheme = draw(SCHEMES)
+    # The server's own port: a MariaDB URL on PostgreSQL's port would wait for a greeting that
+    # never comes (PyMySQL reads it without a timeout) until PostgreSQL drops it, a minute on.
+    server = ":3306" if "mysql" in scheme or "mariadb" in scheme else ":5432"
+    port = draw(st.sampled_from(["", ":1", server, ":99999999", ":abc"]))
+    url = f"{scheme}://{draw(WORD)}:{password}@127.0.0.1{port}/{draw(WORD)}"
     return url, password
 
 
@@ -100,7 +104,7 @@ def test_the_alembic_command_and_create_db_say_one_line_on_any_url(given_url):
 def test_the_project_tests_fail_in_one_line_on_a_bad_test_database_url(given_url, tmp_path_factory):
     url, password = given_url
     env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "CI")}
-    env["TEST_DATABASE_URL"] = url.replace(":5432", ":1")  # nothing listens there
+    env["TEST_DATABASE_URL"] = url.replace(":5432", ":1").replace(":3306", ":1")  # nothing listens there
     test = Path(PROJECT / "tests" / "test_recipes.py")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(test), "-q", "-x", "-p", "no:cacheprovider", "-k", "create_db"],

@@ -14,6 +14,7 @@ from migrations.testing.fixtures import (  # noqa: F401
     dialect,
     engine,
     head_template,
+    head_template_build,
     new_database,
     new_database_at_head,
     server,

@@ -27,12 +27,9 @@ The template repository's tests prove that each of these checks fails when it sh
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +43,7 @@ from migrations.replaceable import base_name, declared_objects
 from migrations.settings import target_metadata
 from migrations.testing.collector import freeze
 from migrations.testing.connections import Link, connected
-from migrations.testing.fixtures import ALEMBIC_INI, Databases, project_config
+from migrations.testing.fixtures import Databases, HeadTemplate, project_config
 from migrations.testing.schema import VERSION_TABLE, compared, existing_objects, sqlite_driver_rows
 from migrations.testing.stairway import (
     Migrator,
@@ -123,7 +120,7 @@ def migrator_on(url: URL, script: ScriptDirectory, data: bool = False) -> Iterat
 def at_head(walked: Walked, databases: Databases, script: ScriptDirectory) -> URL:
     """A database upgraded from base to head through env.py, for the module: the models and
     create_db.py's build are compared with it, and neither changes it. The stairway's, when
-    it ended there with every revision clean, else one upgraded now."""
+    it got there soundly (see ``walk_the_stairway``), else one upgraded now."""
     if walked.at_head is not None:
         return walked.at_head
     url = databases.new()
@@ -142,9 +139,11 @@ def test_the_history_has_one_head(script: ScriptDirectory):
     assert len(heads) == 1, f"{len(heads)} heads: {', '.join(heads)}; merge them with alembic merge heads"
 
 
-def walk_the_stairway(databases: Databases, script: ScriptDirectory, data: bool) -> URL | None:
-    """Walk, and fail once naming every faulty revision; when all are clean, return the
-    database the walk ended at head in (None when every revision was skipped)."""
+def walk_the_stairway(databases: Databases, script: ScriptDirectory, data: bool, walked: Walked | None = None) -> None:
+    """Walk, and fail once naming every faulty revision. ``walked``: told the database the
+    walk ended at head in, when it got there by upgrades the walk found sound (its last
+    revision clean, no upgrade failed): faults before it were rolled back, or the walk went
+    on from a database checked to be as that revision left it, or a new one."""
     used: list[URL] = []
 
     @contextmanager
@@ -160,9 +159,12 @@ def walk_the_stairway(databases: Databases, script: ScriptDirectory, data: bool)
     faults = [fault for fault in (step.fault() for step in steps) if fault]
     reached = len({step.revision.revision for step in steps})  # a revision may be skipped, then fail
     left = count(script) - reached
+    failed_upgrade = any(step.error and step.error.startswith("upgrading it failed") for step in steps)
+    if walked is not None and used and steps and not left and not failed_upgrade:
+        if steps[-1].skipped is not None or steps[-1].clean:
+            walked.at_head = used[-1]
     not_walked = f" ({left} revisions after the failed upgrade were not walked)" if left else ""
     assert not faults, f"{len(faults)} of {reached} revisions are faulty{not_walked}:\n" + "\n".join(faults)
-    return used[-1] if used else None
 
 
 def count(script: ScriptDirectory) -> int:
@@ -170,7 +172,7 @@ def count(script: ScriptDirectory) -> int:
 
 
 def test_each_downgrade_undoes_its_upgrade(databases: Databases, walked: Walked, script: ScriptDirectory):
-    walked.at_head = walk_the_stairway(databases, script, data=False)
+    walk_the_stairway(databases, script, data=False, walked=walked)
 
 
 def test_each_downgrade_undoes_its_upgrade_with_the_data_steps(databases: Databases, script: ScriptDirectory):
@@ -193,49 +195,19 @@ def every_row_count(url: URL) -> dict[str, int]:
     return connected(url, counts)
 
 
-@dataclass
-class Build:
-    """``python create_db.py`` building ``url``, started when the module's tests start."""
-
-    url: URL
-    process: subprocess.Popen
-
-
 @pytest.fixture(scope="module", autouse=True)
-def create_db_build(databases: Databases) -> Iterator[Future[Build]]:
-    """create_db.py runs in a process of its own, as users run it: what the revision modules
-    did when this process imported them (attaching constraints to the models' tables) is
-    not in it. It runs while the stairway walks (a second core's work, not the suite's time);
-    its database is created in a thread, while this process goes on (a server takes ~0.1 s)."""
-
-    def start() -> Build:
-        url = databases.new()
-        env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-        command = [sys.executable, str(ALEMBIC_INI.parent / "create_db.py"), "--url", url.render_as_string(False)]
-        process = subprocess.Popen(
-            command, cwd=ALEMBIC_INI.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        return Build(url, process)
-
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        build = thread.submit(start)
-        try:
-            yield build
-        finally:
-            if build.exception() is None:
-                process = build.result().process
-                if process.poll() is None:
-                    process.kill()
-                process.communicate()
+def create_db_build(head_template_build: Future[HeadTemplate]) -> Future[HeadTemplate]:
+    """``python create_db.py``'s build of the session's database at head (the one
+    ``database_at_head`` copies), in a process of its own, as users run it: what the revision
+    modules did when this process imported them (attaching constraints to the models'
+    tables) is not in it. Started now, it runs while the stairway walks."""
+    return head_template_build
 
 
 def test_create_db_builds_what_upgrade_head_builds(
-    create_db_build: Future[Build], at_head: URL, script: ScriptDirectory
+    create_db_build: Future[HeadTemplate], at_head: URL, script: ScriptDirectory
 ):
-    build = create_db_build.result()
-    built = build.url
-    _, errors = build.process.communicate(timeout=300)
-    assert build.process.returncode == 0, errors
+    built = create_db_build.result().url  # read here, never changed
     declared = declared_objects(target_metadata(project_config()))
 
     def compare(a: Connection, b: Connection) -> None:

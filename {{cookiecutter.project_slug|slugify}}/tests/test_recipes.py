@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import traceback
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,7 @@ from migrations.autocommit import AutocommitInCallersTransaction
 from migrations.failures import describe, failing_revision
 from migrations.settings import target_metadata
 from migrations.testing.connections import connected
-from migrations.testing.fixtures import ALEMBIC_INI, project_config
+from migrations.testing.fixtures import ALEMBIC_INI, alembic_config_for, project_config
 
 
 def heads(config: Config) -> list[str]:
@@ -95,12 +97,15 @@ def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> None
 
 
 @pytest.fixture
-def scratch_config(alembic_config: Config, tmp_path: Path) -> Config:
-    """alembic_config with its script directory copied to tmp_path, to write revisions in."""
+def scratch_config(database_at_head, tmp_path: Path) -> Config:
+    """The project's config on a database of the test's own at head (a copy of create_db.py's
+    build: no upgrade of the whole history per test), with its script directory copied to
+    tmp_path, to write revisions in."""
+    config = alembic_config_for(database_at_head)
     copy = tmp_path / "migrations"
     shutil.copytree(Path(ALEMBIC_INI).parent / "migrations", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    alembic_config.set_main_option("script_location", str(copy))
-    return alembic_config
+    config.set_main_option("script_location", str(copy))
+    return config
 
 
 def test_create_db_builds_at_head_and_refuses_to_build_twice(alembic_config, engine):
@@ -129,7 +134,6 @@ def test_autogenerate_at_head_writes_no_empty_revision(scratch_config: Config):
     writes no revision, unless the models differ from head (which
     tests/test_migrations.py::test_the_models_match_the_schema_at_head reports), and then
     one with operations in it."""
-    upgrade_to_head(scratch_config)
     script = ScriptDirectory.from_config(scratch_config)
     before = {revision.revision for revision in script.walk_revisions()}
     command.revision(scratch_config, message="nothing", autogenerate=True)
@@ -141,7 +145,6 @@ def test_autogenerate_at_head_writes_no_empty_revision(scratch_config: Config):
 
 
 def test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps(scratch_config: Config):
-    upgrade_to_head(scratch_config)
     metadata = target_metadata(scratch_config)
     probe = Table("recipes_probe_table", metadata, Column("id", Integer, primary_key=True))
     try:
@@ -213,17 +216,38 @@ def test_offline_sql_names_every_revision(database_url):
     assert not missing, f"revisions missing from the --sql output: {missing}"
 
 
-def test_the_alembic_command_says_one_line_on_a_bad_flag(database_url):
-    env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
-    result = subprocess.run(
+@pytest.fixture(scope="module")
+def bad_flag_run(server, tmp_path_factory) -> Iterator[subprocess.Popen]:
+    """``alembic -x data=maybe upgrade heads`` as a user types it, started at the module's
+    first test and left to run beside the others (its start-up imports the application). Its
+    database is never created: the flag must fail before any connection."""
+    if server.get_backend_name() == "sqlite":
+        url = server.set(database=str(tmp_path_factory.mktemp("bad-flag") / "never.db"))
+    else:
+        url = server.set(database=f"never_created_{uuid.uuid4().hex[:12]}")
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
+    process = subprocess.Popen(
         [sys.executable, "-m", "alembic", "-x", "data=maybe", "upgrade", "heads"],
         cwd=Path(ALEMBIC_INI).parent,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert result.returncode != 0
-    assert (result.stdout + result.stderr).strip().splitlines() == [
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def started(bad_flag_run) -> None:
+    """Start the module's subprocess first (see bad_flag_run)."""
+
+
+def test_the_alembic_command_says_one_line_on_a_bad_flag(bad_flag_run: subprocess.Popen):
+    out, errors = bad_flag_run.communicate(timeout=120)
+    assert bad_flag_run.returncode != 0
+    assert (out + errors).strip().splitlines() == [
         "FAILED: -x data='maybe' is not a yes/no value: use -x data=true or -x data=false."
     ]

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -324,11 +324,25 @@ def alembic_config(database_url: URL) -> Config:
 
 
 @pytest.fixture(scope="session")
-def head_template(server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadTemplate]:
+def head_template_build(server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[HeadTemplate]]:
+    """create_db.py building the session's database at head, in a process of its own, started
+    by the first test that asks and running in the background meanwhile (the migration suite
+    starts it before its stairway, and compares it with upgrade head; database_at_head copies
+    it: one build per session)."""
+    folder = tmp_path_factory.mktemp("head-template")
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        build = thread.submit(HeadTemplate.build, server, folder)
+        try:
+            yield build
+        finally:
+            if build.exception() is None:
+                build.result().drop()
+
+
+@pytest.fixture(scope="session")
+def head_template(head_template_build: Future[HeadTemplate]) -> HeadTemplate:
     """The database create_db.py builds at head, once per session, for database_at_head to copy."""
-    template = HeadTemplate.build(server, tmp_path_factory.mktemp("head-template"))
-    yield template
-    template.drop()
+    return head_template_build.result()
 
 
 @pytest.fixture

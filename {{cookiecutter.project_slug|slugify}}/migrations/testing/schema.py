@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,15 +23,18 @@ INDEX_DEFINITION = re.compile(
 )
 
 
-def snapshot(connection: Connection) -> dict[str, Any]:
+def snapshot(connection: Connection, only: Collection[str] | None = None) -> dict[str, Any]:
     """Tables with their columns (type, nullable, server default, computed, identity,
     comment), keys, indexes, constraints (with their options: a foreign key's ON DELETE...)
     and comment; the view names; the views, functions, procedures and triggers with their
     definitions as the database renders them (so two databases built differently compare
     equal when they are); the sequences where the database has them, and PostgreSQL's enum
-    and domain types. Everything SQLAlchemy reflects of each is compared (see ``described``)."""
+    and domain types. Everything SQLAlchemy reflects of each is compared (see ``described``).
+    ``only``: reflect these tables alone (the others are left out of the picture)."""
     inspector = inspect(connection)
     names = sorted(set(inspector.get_table_names()) - {VERSION_TABLE})
+    if only is not None:
+        names = [name for name in names if name in only]
     dialect = connection.dialect
     sqlite = dialect.name == "sqlite"
     with warnings.catch_warnings():  # SQLite's indexes on expressions, which SQLAlchemy skips
@@ -204,7 +207,14 @@ def replayable(catalog: tuple[tuple[Any, ...], ...]) -> bool:
     return not any(kind == "table" and (sql or "").startswith("CREATE VIRTUAL TABLE") for kind, _, _, sql in catalog)
 
 
-def snapshot_of_catalog(catalog: tuple[tuple[Any, ...], ...]) -> dict[str, Any]:
+def changed_tables(before: tuple[tuple[Any, ...], ...], after: tuple[tuple[Any, ...], ...]) -> set[str]:
+    """The tables whose ``sqlite_master`` rows (their own, or their indexes') differ between
+    two SQLite catalogs: the only tables whose snapshots can differ (a table's reflection is
+    read from its own rows), so the only ones ``snapshot(only=...)`` needs to compare."""
+    return {table for kind, _name, table, _sql in set(before) ^ set(after) if kind in ("table", "index")}
+
+
+def snapshot_of_catalog(catalog: tuple[tuple[Any, ...], ...], only: Collection[str] | None = None) -> dict[str, Any]:
     """``snapshot()`` of a SQLite database whose ``sqlite_catalog()`` this was: its CREATE
     statements run again in an empty in-memory database, tables first, then indexes, views
     and triggers. SQLite reads a schema from that text, so this is the snapshot the database
@@ -219,7 +229,7 @@ def snapshot_of_catalog(catalog: tuple[tuple[Any, ...], ...]) -> dict[str, Any]:
             for row_kind, name, _, sql in catalog:
                 if row_kind == kind and sql is not None and not name.startswith("sqlite_"):
                     _replay(driver, sql, stand_ins)
-        return snapshot(connection)
+        return snapshot(connection, only)
 
 
 def snapshot_of_copy(copy: bytes) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from migrations.testing.catalog import Catalog, catalog, pictured
 from migrations.testing.connections import Link
 from migrations.testing.schema import (
     VERSION_TABLE,
+    changed_tables,
     replayable,
     snapshot,
     snapshot_of_catalog,
@@ -253,9 +254,9 @@ class Migrator:
         """migrations/testing/schema.py's snapshot of the database now."""
         return self._on(self._snapshot)
 
-    def _snapshot(self) -> dict[str, Any]:
+    def _snapshot(self, only: set[str] | None = None) -> dict[str, Any]:
         with self._reading() as connection:
-            return snapshot(connection)
+            return snapshot(connection, only)
 
     def capture(self, keep: bool = True) -> Captured:
         """The schema now, cheaply: see the module's docstring. Inside a run of env.py too.
@@ -291,6 +292,11 @@ class Migrator:
             return before.catalog, now.catalog
         if isinstance(before.catalog, Catalog):  # a server's: as complete as a snapshot
             return pictured(before.catalog.text), pictured(now.catalog.text)
+        if isinstance(before.catalog, tuple) and isinstance(now.catalog, tuple) and replayable(before.catalog):
+            # SQLite: reflect only the tables whose rows differ (a batch rebuild rewrites the
+            # CREATE text of a table it changed, and of no other)
+            only = changed_tables(before.catalog, now.catalog)
+            return snapshot_of_catalog(before.catalog, only), self._on(self._snapshot, only)
         if before.snapshot is None:
             if before.copy is not None:
                 before.snapshot = snapshot_of_copy(before.copy)
