@@ -3,6 +3,7 @@
     python create_db.py              # the database of $DATABASE_URL, else alembic.ini
     python create_db.py --url URL    # another database
     python create_db.py --sql        # print the SQL instead of running it
+    python create_db.py --empty      # only create the database, empty: for the first autogenerate
 
 Creates every table of the target MetaData with ``create_all()``, then the views,
 functions and triggers declared on it (migrations/replaceable.py), and records the head
@@ -180,7 +181,7 @@ def require_revisions(config: Config) -> ScriptDirectory:
         raise Refused(
             f"{script.versions} holds no revision yet, so there is no head to stamp: create_db.py changed "
             'nothing. Write the first revision with `alembic revision --autogenerate -m "create tables"` '
-            "against an empty database, then run create_db.py."
+            "against an empty database (`python create_db.py --empty` creates it), then run create_db.py."
         )
     return script
 
@@ -443,6 +444,21 @@ def database_exists(connection: Connection, name: str) -> bool:
 # --- --sql and the command line -------------------------------------------------------------
 
 
+def create_empty(config: Config, url: URL | str | None = None) -> str:
+    """--empty: the database, created if it is missing, and nothing in it (no table, no stamp):
+    what the first `alembic revision --autogenerate` compares the models with."""
+    if url is not None:
+        config.attributes["database_url"] = url
+    url = database_url(config)
+    where = url.render_as_string(hide_password=True)
+    next_step = 'now run `alembic revision --autogenerate -m "create tables"`'
+    if url.get_backend_name() == "sqlite":
+        return f"{where}: SQLite creates the file when it is first used; {next_step}."
+    if ensure_database_exists(url):
+        return f"Created database {where}, empty; {next_step}."
+    return f"{where} exists already: nothing changed."
+
+
 def print_sql(config: Config, url: URL | str | None = None) -> None:
     """--sql: the CREATE statements and the stamp, as SQL, for review or a DBA."""
     if url is not None:
@@ -473,11 +489,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="database URL (default: $DATABASE_URL, then alembic.ini)")
     parser.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    parser.add_argument(
+        "--empty",
+        action="store_true",
+        help="only create the database (PostgreSQL, MariaDB) if it is missing, empty: for the first "
+        "`alembic revision --autogenerate`, before there is a revision to build from",
+    )
     parser.add_argument("-c", "--config", default=str(ALEMBIC_INI), help="path to alembic.ini")
     args = parser.parse_args(argv)
     config = Config(args.config, toml_file=Path(args.config).with_name("pyproject.toml"))  # [tool.alembic] too
     try:
-        if args.sql:
+        if args.empty:
+            print(create_empty(config, args.url))
+        elif args.sql:
             print_sql(config, args.url)
         else:
             print(create_db(config, args.url))

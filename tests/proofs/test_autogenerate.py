@@ -206,3 +206,32 @@ def set_option(project: Path, name: str, value: str) -> None:
     ini = project / "alembic.ini"
     text = re.sub(rf"^#? ?{name} = .*$", "", ini.read_text(), flags=re.MULTILINE)
     ini.write_text(text.replace("[alembic]\n", f"[alembic]\n{name} = {value}\n", 1))
+
+
+RENDER_HOOKS = '''
+def render_item(type_, obj, autogen_context):
+    """Renders the probe's column type from a module it forgets to import."""
+    if type_ == "type" and type(obj).__name__ == "Money":
+        return "forgotten_module.Money()"
+    return False
+'''
+
+
+def test_the_post_write_hook_says_what_ruff_cannot_fix_and_keeps_the_revision(project_copy, database_url):
+    """A revision with an undefined name (here a render_item of the app's that forgets an
+    import) is written and formatted, and the hook prints what ruff found, instead of
+    leaving it for the next alembic upgrade's NameError traceback."""
+    package = next(project_copy.glob("*/models.py")).parent
+    (package / "types.py").write_text(TYPES_MODULE)
+    models = package / "models.py"
+    models.write_text(models.read_text() + PROBE_MODELS.format(package=package.name))
+    (project_copy / "probe_hooks.py").write_text(RENDER_HOOKS)
+    set_option(project_copy, "env_hooks", "probe_hooks")
+    assert alembic_cli(database_url, "upgrade", "head", cwd=project_copy).returncode == 0
+    result = alembic_cli(database_url, "revision", "--autogenerate", "-m", "priced", cwd=project_copy)
+    assert result.returncode == 0, result.stderr
+    (written,) = (project_copy / "migrations" / "versions").glob("*_priced.py")
+    assert "forgotten_module.Money()" in written.read_text()
+    said = result.stdout + result.stderr
+    assert "ruff found what it cannot fix in the new revision" in said, said
+    assert "F821" in said and "forgotten_module" in said and written.name in said, said

@@ -177,3 +177,37 @@ def test_a_failed_build_drops_the_database_it_created(project_copy, server, dial
             assert not database_exists(connection, url.database)
     finally:
         drop_database(url)
+
+
+def test_create_db_empty_makes_the_database_for_the_first_autogenerate(project_copy, server, dialect):
+    """Day one with models of one's own: the example history deleted, no revision yet, the
+    database in alembic.ini not made yet. `create_db.py --empty` makes it, empty; the first
+    autogenerate then writes the tables; a second --empty changes nothing."""
+    for revision in (project_copy / "migrations" / "versions").glob("*.py"):
+        revision.unlink()
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = server.set(database=name) if dialect != "sqlite" else server.set(database=str(project_copy / f"{name}.db"))
+    try:
+        first = run_in_project(url, "create_db.py", "--empty", cwd=project_copy)
+        assert first.returncode == 0, first.stderr
+        said = first.stdout.strip()
+        if dialect == "sqlite":
+            assert said.endswith(
+                "SQLite creates the file when it is first used; now run "
+                '`alembic revision --autogenerate -m "create tables"`.'
+            ), said
+        else:
+            assert said.startswith("Created database ") and ", empty; now run" in said, said
+            with make_engine(url).connect() as connection:
+                assert inspect(connection).get_table_names() == []
+            again = run_in_project(url, "create_db.py", "--empty", cwd=project_copy)
+            assert again.returncode == 0 and again.stdout.strip().endswith("exists already: nothing changed.")
+        written = run_in_project(
+            url, "-m", "alembic", "revision", "--autogenerate", "-m", "create tables", cwd=project_copy
+        )
+        assert written.returncode == 0, written.stderr
+        (revision,) = (project_copy / "migrations" / "versions").glob("*_create_tables.py")
+        assert 'op.create_table(\n        "customer"' in revision.read_text()
+    finally:
+        if dialect != "sqlite":
+            drop_database(url)

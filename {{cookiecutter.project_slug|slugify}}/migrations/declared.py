@@ -367,13 +367,32 @@ READERS = {"postgresql": PostgreSQL, "mysql": MySQL, "mariadb": MySQL, "sqlite":
 # --- Writing the revision -----------------------------------------------------------------
 
 
+LITERAL_WIDTH = 80  # characters of SQL per string: the revision's lines stay within its linter's limit
+
+
 def literal(sql: str) -> str:
-    """The SQL as a Python literal, exactly: one string per line, so that indenting the
-    generated code never changes the SQL (whitespace can matter in a function body)."""
-    lines = sql.strip().splitlines(keepends=True)
-    if len(lines) <= 1:
+    """The SQL as a Python literal, exactly: one string per line, a long line cut after a
+    space into strings of about LITERAL_WIDTH characters, so that indenting the generated
+    code never changes the SQL (whitespace can matter in a function body) and no line of
+    the revision is too long for ruff (which cannot wrap a string)."""
+    pieces = [piece for line in sql.strip().splitlines(keepends=True) for piece in cut(line)]
+    if len(pieces) <= 1:
         return repr(sql.strip())
-    return "(\n" + "\n".join(f"    {line!r}" for line in lines) + "\n)"
+    return "(\n" + "\n".join(f"    {piece!r}" for piece in pieces) + "\n)"
+
+
+def cut(line: str) -> list[str]:
+    """``line`` in pieces of about LITERAL_WIDTH characters, each ending after a space; joined,
+    they are ``line`` again."""
+    if len(line) <= LITERAL_WIDTH:
+        return [line]
+    pieces, current = [], ""
+    for word in re.split(r"(?<= )", line):
+        if current and len(current) + len(word) > LITERAL_WIDTH:
+            pieces.append(current)
+            current = ""
+        current += word
+    return [*pieces, current] if current else pieces
 
 
 def render_object(autogen_context: AutogenContext, obj: ReplaceableObject) -> str:

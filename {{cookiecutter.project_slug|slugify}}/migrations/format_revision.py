@@ -1,8 +1,10 @@
 """Post-write hook: format a new revision file with ruff, when ruff is installed.
 
 alembic.ini runs it as ``python -m migrations.format_revision <file>`` after
-``alembic revision`` writes a file. Without ruff the file is left as written, so
-``alembic revision`` keeps working on a machine where ruff is not installed.
+``alembic revision`` writes a file. ruff fixes what it can (unused imports, their order)
+and formats the file; what it cannot fix (an undefined name, which the next ``alembic
+upgrade`` would fail on) is printed, and the revision is still written. Without ruff the
+file is left as written, so ``alembic revision`` keeps working on a machine without it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ def main(paths: list[str]) -> int:
     ruff = [sys.executable, "-m", "ruff"]
     subprocess.run([*ruff, "check", "--no-cache", "--fix-only", "--quiet", "--exit-zero", *paths], check=False)
     subprocess.run([*ruff, "format", "--no-cache", "--quiet", *paths], check=False)
+    # What is left: errors only (F: names, imports, syntax), not the project's style rules.
+    left = subprocess.run(
+        [*ruff, "check", "--no-cache", "--quiet", "--select", "E9,F", "--output-format", "concise", *paths],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if left.returncode != 0 and left.stdout.strip():
+        print("ruff found what it cannot fix in the new revision (fix it before you upgrade):", file=sys.stderr)
+        print(left.stdout.rstrip(), file=sys.stderr)
     return 0
 
 

@@ -45,6 +45,10 @@ def schema_downgrades() -> None:
     ${downgrades if downgrades else "pass"}
 
 
+# Data steps change rows, never the schema: without them (the default, and how create_db.py
+# and the migration suite's "models == head" see it) the schema steps alone must reach the
+# models. A column made NOT NULL after a backfill: add it nullable in schema_upgrades(), fill
+# it here, and make it NOT NULL in the next revision's schema_upgrades().
 def data_upgrades() -> None:
     """Optional data upgrade migrations go here; they run with `alembic -x data=true`."""
     pass

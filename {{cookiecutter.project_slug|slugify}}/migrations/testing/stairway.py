@@ -693,9 +693,10 @@ def undo_target(revision: Script) -> str:
     return f"{revision.revision}@-1"
 
 
-def differences(before: Any, after: Any) -> list[str]:
+def differences(before: Any, after: Any, only_after: str = "left behind", only_before: str = "missing") -> list[str]:
     """What changed between two snapshots (or two catalogs), one line per table part or
-    object, with the items of it that differ, for a failure message."""
+    object, with the items of it that differ, for a failure message; a table in one of them
+    only is said to be ``only_after`` / ``only_before``."""
     if not (isinstance(before, dict) and isinstance(after, dict)):
         return ["sqlite_master changed"] if before != after else []
 
@@ -712,9 +713,9 @@ def differences(before: Any, after: Any) -> list[str]:
     for table in sorted(set(before["tables"]) | set(after["tables"])):
         old, new = before["tables"].get(table), after["tables"].get(table)
         if old is None:
-            lines.append(f"table {table}: left behind")
+            lines.append(f"table {table}: {only_after}")
         elif new is None:
-            lines.append(f"table {table}: missing")
+            lines.append(f"table {table}: {only_before}")
         else:
             parts = [part for part in old if old[part] != new.get(part)]
             lines.extend(f"table {table} {part}: {changed(old[part], new.get(part))}" for part in parts)
