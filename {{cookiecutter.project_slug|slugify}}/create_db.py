@@ -38,6 +38,7 @@ from alembic.util import CommandError
 from sqlalchemy import URL, Column, Connection, MetaData, String, Table, create_mock_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from migrations.autogenerate_options import is_view
 from migrations.failures import describe
 from migrations.history_objects import history_objects
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
@@ -122,7 +123,7 @@ def build(
     with connection.begin():
         if not marked:
             refuse_if_not_empty(connection, url, metadata)
-        metadata.create_all(connection, checkfirst=False)  # the database was found empty
+        metadata.create_all(connection, tables=tables_of(metadata), checkfirst=False)  # the database was found empty
         create_declared_objects(connection, metadata)  # views, functions: after the tables
         create_history_objects(connection, config, script, metadata, planned, marked)  # the history is imported now
         stamp_head(config, connection, script)  # one head, through env.py
@@ -188,9 +189,15 @@ def require_revisions(config: Config) -> ScriptDirectory:
 
 def plan(metadata: MetaData) -> list[tuple[str, str]]:
     """(kind, name) of everything a build makes: tables, declared objects, the version table."""
-    tables = [("table", table.fullname) for table in metadata.sorted_tables]
+    tables = [("table", table.fullname) for table in tables_of(metadata)]
     objects = [(obj.kind.label, base_name(obj.name)) for obj in declared_objects(metadata)]
     return [*tables, *objects, ("table", VERSION_TABLE)]
+
+
+def tables_of(metadata: MetaData) -> list[Table]:
+    """The MetaData's tables, but those mapped onto a view (``info={"is_view": True}``): the
+    view itself comes from a revision or a declaration (migrations/autogenerate_options.py)."""
+    return [table for table in metadata.sorted_tables if not is_view(table)]
 
 
 def summary(planned: list[tuple[str, str]]) -> str:
@@ -472,7 +479,7 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
         printed.append(f"{str(statement.compile(dialect=mock.dialect)).strip()};\n")
 
     mock = create_mock_engine(url, dump)
-    metadata.create_all(mock, checkfirst=False)
+    metadata.create_all(mock, tables=tables_of(metadata), checkfirst=False)
     one_head(script)  # after create_all, as in a build
     declared = [(obj.kind, obj) for obj in declared_objects(metadata)]
     for kind, obj in declared + undeclared_history_objects(config, script, metadata, mock.dialect):

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 import migrations.declared  # noqa: F401  recipe 4: autogenerate for declared views, functions...
 import migrations.replaceable  # noqa: F401  recipe 4: registers op.create_view & co.
 from migrations.autocommit import AutocommitInCallersTransaction, commits_during, refuse_autocommit_blocks, what_stays
+from migrations.autogenerate_options import autogenerate_options
 from migrations.conditional import data_enabled
 from migrations.declared import in_dependency_order
 from migrations.failures import cannot_connect, migration_failed
@@ -53,6 +54,9 @@ target_metadata = import_target_metadata(config)
 # render_item and process_revision_directives run first, then ours.
 app_hooks = env_hooks(config)
 
+# The living cookbook's autogenerate recipes, each a setting (migrations/autogenerate_options.py).
+autogenerate_settings = autogenerate_options(config)
+
 
 # Recipe 5: no empty migrations. An autogenerate that finds nothing writes no file, from
 # the CLI and from command.revision() (where config.cmd_opts is None). `alembic check`
@@ -63,6 +67,7 @@ def process_revision_directives(migration_context, revision, directives):
     autogenerate = opts["revision_context"].command_args["autogenerate"]
     writing_a_revision = getattr(opts.get("fn"), "__qualname__", "").startswith("revision.")
     if autogenerate and writing_a_revision:
+        autogenerate_settings.rewrite(migration_context, revision, directives)  # column order, IF EXISTS
         script = directives[0]
         if all(upgrade_ops.is_empty() for upgrade_ops in script.upgrade_ops_list):
             directives[:] = []
@@ -123,6 +128,8 @@ def configure_options(dialect_name: str, transactional_ddl: bool | None = None) 
         "process_revision_directives": process_revision_directives,
         # Revisions import the modules of the types they render (migrations/render.py).
         "render_item": render_item,
+        # Tables mapped onto views, and the autogenerate settings (migrations/autogenerate_options.py).
+        "include_object": autogenerate_settings.include_object,
         # SQLite can ALTER little: batch mode rebuilds the table instead.
         "render_as_batch": dialect_name == "sqlite",
         # PostgreSQL, and SQLite through our engine: the whole run is one transaction.
@@ -131,7 +138,8 @@ def configure_options(dialect_name: str, transactional_ddl: bool | None = None) 
         "transactional_ddl": transactional_ddl,
         "transaction_per_migration": dialect_name in ("mysql", "mariadb"),
     }
-    return {**ours, **app_hooks, **{name: chained(name, ours[name]) for name in CHAINED_HOOKS if name in app_hooks}}
+    both = {name: chained(name, ours[name]) for name in CHAINED_HOOKS if name in app_hooks}
+    return {**ours, **app_hooks, **both}
 
 
 def chained(name: str, ours):
@@ -142,6 +150,8 @@ def chained(name: str, ours):
         if name == "render_item":
             rendered = theirs(*args)
             return rendered if rendered is not False else ours(*args)
+        if name == "include_object":  # left out if either leaves it out
+            return theirs(*args) and ours(*args)
         theirs(*args)
         return ours(*args)
 

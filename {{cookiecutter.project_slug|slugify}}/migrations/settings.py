@@ -353,7 +353,7 @@ def target_metadata(config: Config) -> MetaData:
 # What env_hooks may not set: env.py sets them from elsewhere (the URL, the connection,
 # target_metadata) or has its own, which the app's run after (see env_hooks()).
 _NOT_HOOKS = {"connection", "url", "dialect_name", "dialect_opts", "target_metadata", "fn", "as_sql"}
-CHAINED_HOOKS = ("process_revision_directives", "render_item")
+CHAINED_HOOKS = ("process_revision_directives", "render_item", "include_object")
 
 
 def env_hooks(config: Config) -> dict[str, Any]:
@@ -361,7 +361,9 @@ def env_hooks(config: Config) -> dict[str, Any]:
     named by ``env_hooks = module`` (alembic.ini or ``[tool.alembic]``): each module-level
     name that is an option of ``EnvironmentContext.configure`` (``include_object``,
     ``include_name``, ``include_schemas``, ``compare_type``, ``render_item``,
-    ``user_module_prefix``, ``version_table``, ...). None set: an empty dict."""
+    ``user_module_prefix``, ``version_table``, ...). None set: an empty dict. Ours run too:
+    ``include_object`` (an object is left out when either leaves it out), ``render_item``
+    (the app's first) and ``process_revision_directives`` (the app's first)."""
     path = config.get_alembic_option("env_hooks")
     if not path:
         return {}
