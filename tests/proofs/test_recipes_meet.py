@@ -11,11 +11,8 @@ history's objects (create_db ≡ upgrade head).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -23,6 +20,7 @@ from sqlalchemy import inspect, text
 from migrations.settings import make_engine
 from proofs.helpers import PROJECT, alembic_cli, run_in_project
 from proofs.test_stairway import HEAD, revision_source
+from proofs.test_walk import run_suite
 
 
 def tables_only(project: Path) -> Path:
@@ -75,17 +73,8 @@ def test_a_view_made_only_in_revisions_passes_check_and_create_db_builds_it(
 
     # The baked suite: create_db ≡ upgrade head, models ≡ head.
     shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
-    suite = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_migrations.py", "-p", "no:cacheprovider", "-q"],
-        cwd=project_copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr
+    outcomes = run_suite(project_copy, server.render_as_string(hide_password=False), tmp_path)
+    assert all(said is None for said in outcomes.values()), outcomes
 
 
 def test_with_drop_undeclared_a_view_made_only_in_revisions_is_the_apps_to_drop(project_copy, database_url):

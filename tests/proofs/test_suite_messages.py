@@ -8,14 +8,11 @@ upgrade head lists both tables and the empty reference table, in one message eac
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import xml.etree.ElementTree as ElementTree
 
 from proofs.helpers import PROJECT
 from proofs.test_stairway import HEAD, revision_source
+from proofs.test_walk import run_suite
 
 REFERENCE = (
     'op.create_table("kind_probe", sa.Column("id", sa.Integer(), nullable=False),'
@@ -53,19 +50,8 @@ def test_each_failing_check_is_one_message_naming_every_difference_and_its_side(
         raise AssertionError("the models no longer import Mapped and mapped_column")
     models.write_text(source + MODELS)
     shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    report = tmp_path / "report.xml"
-    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
-    command = [sys.executable, "-m", "pytest", "tests/test_migrations.py", "-q", "-p", "no:cacheprovider"]
-    result = subprocess.run(
-        [*command, f"--junitxml={report}"], cwd=project_copy, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert report.exists(), result.stdout + result.stderr
-    failures = {
-        case.get("name"): case.find("failure").text or ""
-        for case in ElementTree.parse(report).iter("testcase")
-        if case.find("failure") is not None
-    }
+    outcomes = run_suite(project_copy, server.render_as_string(hide_password=False), tmp_path)
+    failures = {name: said for name, said in outcomes.items() if said is not None}
     assert sorted(failures) == [
         "test_create_db_builds_what_upgrade_head_builds",
         "test_the_models_match_the_schema_at_head",
