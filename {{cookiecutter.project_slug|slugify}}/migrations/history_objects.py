@@ -53,7 +53,7 @@ class HistoryObjects:
 def history_objects(config: Config, script: ScriptDirectory, dialect: Dialect) -> HistoryObjects:
     """Replay the replaceable-object operations of the history, base to head."""
     found = HistoryObjects()
-    revisions = [revision for revision in reversed(list(script.walk_revisions("base", "heads")))]
+    revisions = reversed(list(script.walk_revisions("base", "heads")))  # base first
     calling = [revision for revision in revisions if calls_replaceable_operations(revision)]
     if not calling:
         return found

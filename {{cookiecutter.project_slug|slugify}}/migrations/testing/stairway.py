@@ -197,15 +197,13 @@ class Migrator:
         DDL statement): None."""
         return self._on(self.connection.begin_nested) if self.savepoint_supported() else None
 
-    def roll_back(self, savepoint: Any, keep: bool = False) -> bool:
+    def roll_back(self, savepoint: Any, keep: bool = False) -> None:
         """Back to ``savepoint`` (or, ``keep``: keep what was done since, and let it go).
-        False when there is no savepoint to go back to: none was taken, or the revision ended
-        the transaction it was in (``autocommit_block()`` commits it, and its savepoints with
-        it), so what it did is committed."""
-        if savepoint is None or not savepoint.is_active:
-            return keep
-        self._on(savepoint.commit if keep else savepoint.rollback)
-        return True
+        Nothing to do when none was taken, or when the revision ended the transaction it was
+        in (``autocommit_block()`` commits it, and its savepoints with it): what it did is
+        committed."""
+        if savepoint is not None and savepoint.is_active:
+            self._on(savepoint.commit if keep else savepoint.rollback)
 
     def back_at(self, step: Step) -> bool:
         """After a faulty step: is the database (again) as the upgrade of its revision left it,
