@@ -27,6 +27,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 from sqlalchemy import Connection, event
 
+from migrations.failures import is_revision_module
+
 
 class AutocommitInCallersTransaction(CommandError):
     """A revision's autocommit_block() inside a transaction the caller owns."""
@@ -68,9 +70,8 @@ def running_revision() -> str | None:
     """The revision whose code is running now (the innermost revision module on the stack)."""
     frame = sys._getframe(1)
     while frame is not None:
-        module = frame.f_globals
-        if "revision" in module and "down_revision" in module and "__file__" in module:
-            return str(module["revision"])
+        if is_revision_module(frame.f_globals):
+            return str(frame.f_globals["revision"])
         frame = frame.f_back
     return None
 

@@ -18,14 +18,26 @@ from sqlalchemy import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 
+def is_revision_module(module: dict) -> bool:
+    """Whether these module globals are a revision file's."""
+    return "revision" in module and "down_revision" in module and "__file__" in module
+
+
 def failing_revision(traceback: TracebackType | None) -> tuple[str, str] | None:
     """The innermost revision module in the traceback: (revision id, file)."""
     found = None
     while traceback is not None:
-        module = traceback.tb_frame.f_globals
-        if "revision" in module and "down_revision" in module and "__file__" in module:
-            found = (str(module["revision"]), module["__file__"])
+        if is_revision_module(traceback.tb_frame.f_globals):
+            found = (str(traceback.tb_frame.f_globals["revision"]), traceback.tb_frame.f_globals["__file__"])
         traceback = traceback.tb_next
+    return found
+
+
+def revision_that_raised(error: BaseException) -> tuple[str, str] | None:
+    """failing_revision() of an error, or of the one env.py's one-line CommandError was raised from."""
+    found = failing_revision(error.__traceback__)
+    if found is None and error.__context__ is not None:
+        found = failing_revision(error.__context__.__traceback__)
     return found
 
 
