@@ -198,7 +198,7 @@ def test_a_leftover_no_snapshot_shows_fails_the_upgrade_after_the_downgrade(
     assert [step.after_downgrade == step.before for step in steps] == [True] * len(steps)
     assert steps[-1].revision.revision == "1eac00000005"
     assert re.match(r"upgrading it again after its downgrade failed: .*stairway_probe", steps[-1].error)
-    assert "revision 1eac00000005 (probe_0.py) failed" in steps[-1].error
+    assert steps[-1].error.endswith('schema "stairway_probe" already exists'), steps[-1].error
     assert [step.clean for step in steps] == [True] * (len(steps) - 1) + [False]
 
 
@@ -294,7 +294,8 @@ def test_a_failing_upgrade_is_the_last_step_with_its_error(project_copy, databas
             revision.revision for revision in revisions_base_to_head(migrator.script)[:-1]
         ]
         assert last.revision.revision == "1eac0000000a"
-        assert re.match(r"upgrading it failed: .*revision 1eac0000000a \(probe_0.py\) failed: .*no_such", last.error)
+        assert re.match(r"upgrading it failed: \w+Error: .*no_such_table_probe", last.error), last.error
+        assert "rolled back" not in last.error and "applied" not in last.error  # the walk's business, not env.py's
 
 
 def test_a_downgrade_that_refuses_with_not_implemented_error_is_told_how_to_say_so(project_copy, database_url, engine):

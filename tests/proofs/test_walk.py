@@ -348,6 +348,32 @@ def test_after_a_fault_the_walk_goes_on_in_place_where_it_can(project_copy, new_
     assert len(made) == {"sqlite": 1, "postgresql": 1, "mysql": 3}[dialect]
 
 
+def test_an_upgrade_that_fails_only_in_a_run_of_its_own_is_named_and_the_walk_goes_on(project_copy, new_database):
+    """Optuna's history on PostgreSQL: a revision that makes an ENUM type an earlier one made
+    upgrades from base in one run (SQLAlchemy notes the type in the run's memo), and fails on
+    a database at the revision before it, as an application's database upgraded in two runs
+    would. Here the run's own state is a probe attribute: d2 fails unless d1 ran in the same
+    run, which happens in the walk once d1 was faulty. d2 is named, with "from base it
+    passes", and the walk goes on past it: d3 is walked, on a new database brought to d2."""
+    versions = project_copy / "migrations" / "versions"
+    d1 = TABLE.format("probe_d1") + "\nop.get_context().probe_d1_ran = True"
+    versions.joinpath("probe_0.py").write_text(revision_source("d1", HEAD, d1))  # its downgrade: nothing
+    needs_d1 = 'if not getattr(op.get_context(), "probe_d1_ran", False):\n    raise RuntimeError("d1 did not run")\n'
+    versions.joinpath("probe_1.py").write_text(
+        revision_source("d2", "d1", needs_d1 + TABLE.format("probe_d2"), 'op.drop_table("probe_d2")')
+    )
+    versions.joinpath("probe_2.py").write_text(revision_source("d3", "d2", TABLE.format("probe_d3")))
+    script = load_script(project_config(project_copy))
+    steps = list(walk(script, lambda: fresh_on(new_database, script, project_copy)))
+    walked = [step.revision.revision for step in steps]
+    assert walked[-3:] == ["d1", "d2", "d3"] and len(walked) == len(set(walked)), walked
+    faults = {step.revision.revision: step.fault() for step in steps if step.fault()}
+    assert set(faults) == {"d1", "d2", "d3"}, faults  # d3's downgrade does nothing either
+    assert faults["d2"].startswith("d2 (d2): upgrading it failed: RuntimeError: d1 did not run (from a database at d1")
+    assert "upgraded from base in one run gets past it, and the walk went on" in faults["d2"], faults["d2"]
+    assert "did nothing" in faults["d3"], faults["d3"]
+
+
 def test_the_recipe_tests_leave_a_foreign_historys_own_limits_to_the_migration_suite(project_copy, server, tmp_path):
     """Real histories read the database in their revisions (no --sql possible) and have models
     ahead of their head: the baked tests/test_recipes.py says the first with a skip naming the
