@@ -46,6 +46,10 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
+# Recipe 2: a bad `-x data=...` is an error here, first: before the models are imported,
+# a connection is made or any DDL runs.
+data_enabled()
+
 # The models' MetaData, for autogenerate: `target_metadata = module:attribute` in alembic.ini.
 target_metadata = import_target_metadata(config)
 
@@ -213,9 +217,6 @@ def run_migrations_locked(connection: Connection, transactional: bool | None) ->
                 stays = what_stays(context.get_context(), commits) if one_transaction else None
                 raise migration_failed(error, one_transaction, stays, callers_transaction) from error
 
-
-# Recipe 2: a bad `-x data=...` is an error here, before any DDL runs.
-data_enabled()
 
 if context.is_offline_mode():
     run_migrations_offline()
