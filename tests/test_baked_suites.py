@@ -83,8 +83,27 @@ def git(project: BakedProject, *args: str) -> str:
 @pytest.mark.parametrize("database", DATABASES)
 def test_the_baked_projects_tests_pass_on_its_database(bake, database, config):
     project = bake(project_name=f"Suite {database}", database=database, config=config)
+    before = test_databases(database)
     output = run_suite(project, database)
     assert int(re.search(r"(\d+) passed", output).group(1)) >= 10
+    assert test_databases(database) == before  # the ones made ahead too (migrations/testing/ahead.py)
+
+
+def test_databases(database: str) -> set[str]:
+    """The databases on the server named as the baked fixtures name theirs (test_ and 12 hex digits)."""
+    if SERVERS[database] is None:
+        return set()
+    engine = create_engine(SERVERS[database])
+    try:
+        with engine.connect() as connection:
+            listing = "SELECT datname FROM pg_database" if database == "postgresql" else "SHOW DATABASES"
+            names = connection.exec_driver_sql(listing).scalars().all()
+    finally:
+        engine.dispose()
+    return {name for name in names if re.fullmatch(r"test_[0-9a-f]{12}", name)}
+
+
+test_databases.__test__ = False  # a helper, not a test
 
 
 @pytest.mark.parametrize("config", CONFIGS)

@@ -157,7 +157,7 @@ def test_inside_a_callers_transaction_an_autocommit_revision_is_refused_in_one_l
     shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
-    test = "tests/test_recipes.py::test_a_shared_connection_is_committed_by_its_caller"
+    test = "tests/test_recipes.py::test_a_shared_connection_leaves_the_commit_to_its_caller"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", test, "-p", "no:cacheprovider", "-q", "-rs"],
         cwd=project_copy,

@@ -36,6 +36,16 @@ def test_a_copy_at_head_is_what_create_db_py_builds(database_at_head, database_u
     assert picture(database_at_head) == picture(database_url)
 
 
+def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, new_database_at_head):
+    first, second = database_at_head, new_database_at_head()
+    assert first != second and picture(first) == picture(second)
+    engine = make_engine(first)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE probe_own (id INTEGER PRIMARY KEY)")
+    engine.dispose()
+    assert "probe_own" in picture(first)[0]["tables"] and "probe_own" not in picture(second)[0]["tables"]
+
+
 def test_a_mariadb_copy_is_used_again_only_when_as_good_as_new(head_template: HeadTemplate, tmp_path, dialect):
     if dialect not in ("mysql", "mariadb"):
         pytest.skip("only MariaDB gives copies back (elsewhere a copy costs milliseconds)")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from migrations.replaceable import base_name, declared_objects
 from migrations.settings import target_metadata
 from migrations.testing.collector import freeze
 from migrations.testing.connections import Link, connected
-from migrations.testing.fixtures import Databases, HeadTemplate, project_config
+from migrations.testing.fixtures import Databases, project_config
 from migrations.testing.schema import VERSION_TABLE, compared, existing_objects, sqlite_driver_rows
 from migrations.testing.stairway import (
     Migrator,
@@ -85,9 +84,9 @@ class Walked:
 
 
 @pytest.fixture(scope="module")
-def databases(server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+def databases(server: URL, tmp_path_factory: pytest.TempPathFactory, databases_ahead) -> Iterator[Databases]:
     """Databases that live as long as this module's tests."""
-    databases = Databases(server, tmp_path_factory.mktemp("migrations"))
+    databases = Databases(server, tmp_path_factory.mktemp("migrations"), databases_ahead)
     try:
         yield databases
     finally:
@@ -228,19 +227,8 @@ def every_row_count(url: URL) -> dict[str, int]:
     return connected(url, counts)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def create_db_build(head_template_build: Future[HeadTemplate]) -> Future[HeadTemplate]:
-    """``python create_db.py``'s build of the session's database at head (the one
-    ``database_at_head`` copies), in a process of its own, as users run it: what the revision
-    modules did when this process imported them (attaching constraints to the models'
-    tables) is not in it. Started now, it runs while the stairway walks."""
-    return head_template_build
-
-
-def test_create_db_builds_what_upgrade_head_builds(
-    create_db_build: Future[HeadTemplate], at_head: URL, script: ScriptDirectory
-):
-    built = create_db_build.result().url  # read here, never changed
+def test_create_db_builds_what_upgrade_head_builds(database_at_head: URL, at_head: URL, script: ScriptDirectory):
+    built = database_at_head  # a copy of the session's create_db() build (migrations/testing/fixtures.py)
     declared = declared_objects(target_metadata(project_config()))
     problems: list[str] = []  # every one, in one message
 

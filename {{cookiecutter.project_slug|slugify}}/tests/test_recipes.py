@@ -25,18 +25,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Column, Connection, Engine, Integer, Table, inspect, text
+from sqlalchemy import URL, Column, Connection, Engine, Integer, Table, inspect, text
 
-from create_db import create_db
 from migrations.autocommit import AutocommitInCallersTransaction
 from migrations.failures import describe, failing_revision
 from migrations.settings import target_metadata
 from migrations.testing.connections import connected
 from migrations.testing.fixtures import ALEMBIC_INI, alembic_config_for, project_config
+from migrations.testing.stairway import load_script
 
 
-def heads(config: Config) -> list[str]:
-    return sorted(ScriptDirectory.from_config(config).get_heads())
+@pytest.fixture(scope="module")
+def history() -> ScriptDirectory:
+    """The project's history, read once for the module (each alembic command below reads it
+    again, as it does when users run it)."""
+    return load_script(project_config())
+
+
+def heads(history: ScriptDirectory) -> list[str]:
+    return sorted(history.get_heads())
 
 
 def versions(database) -> list[str]:
@@ -74,26 +81,34 @@ def upgrade_to_head(config: Config) -> None:
         pytest.skip(f"this history cannot upgrade an empty database to head: {revision} raised {said}")
 
 
-def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> None:
+def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> list[str]:
     """Recipe 3: ``alembic upgrade heads`` on the caller's connection, in its transaction, which
     the caller then commits or rolls back. An AsyncEngine's: inside its ``run_sync``, as an
-    async application migrates at start-up."""
+    async application migrates at start-up. Returns the version rows the caller's connection
+    saw before it ended its transaction."""
+
+    def read(connection: Connection) -> list[str]:
+        return sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
     if isinstance(engine, Engine):
         with engine.connect() as connection:
             transaction = connection.begin()
             config.attributes["connection"] = connection
             upgrade_to_head(config)
+            seen = read(connection)
             transaction.commit() if commit else transaction.rollback()
-        return
+        return seen
 
-    async def upgrade() -> None:
+    async def upgrade() -> list[str]:
         async with engine.connect() as connection:
             transaction = await connection.begin()
             config.attributes["connection"] = connection
             await connection.run_sync(lambda _connection: upgrade_to_head(config))
+            seen = await connection.run_sync(read)
             await (transaction.commit() if commit else transaction.rollback())
+        return seen
 
-    asyncio.run(upgrade())
+    return asyncio.run(upgrade())
 
 
 @pytest.fixture
@@ -108,43 +123,17 @@ def scratch_config(database_at_head, tmp_path: Path) -> Config:
     return config
 
 
-def test_create_db_builds_at_head_and_refuses_to_build_twice(alembic_config, engine):
-    create_db(alembic_config)
-    assert versions(engine) == heads(alembic_config)
-    built = user_objects(engine)
-    with pytest.raises(CommandError, match="is not empty"):
-        create_db(alembic_config)
-    assert user_objects(engine) == built and versions(engine) == heads(alembic_config)
-
-
-def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, new_database_at_head):
-    first, second = database_at_head, new_database_at_head()
-    assert versions(first) == versions(second) == heads(project_config())
-
-    def create_probe(connection: Connection) -> None:
-        connection.exec_driver_sql("CREATE TABLE recipes_probe (id INTEGER PRIMARY KEY)")
-        connection.commit()
-
-    connected(first, create_probe)
-    assert set(user_objects(first)) - set(user_objects(second)) == {"recipes_probe"}
-
-
-def test_autogenerate_at_head_writes_no_empty_revision(scratch_config: Config):
-    """Recipe 5, called from Python, where config.cmd_opts is None: at head, autogenerate
+def test_autogenerate_writes_a_revision_only_for_a_model_change(scratch_config: Config):
+    """Recipe 5, called from Python, where config.cmd_opts is None. At head, autogenerate
     writes no revision, unless the models differ from head (which
     tests/test_migrations.py::test_the_models_match_the_schema_at_head reports), and then
-    one with operations in it."""
-    script = ScriptDirectory.from_config(scratch_config)
-    before = {revision.revision for revision in script.walk_revisions()}
-    command.revision(scratch_config, message="nothing", autogenerate=True)
-    script = ScriptDirectory.from_config(scratch_config)
-    written = {revision.revision for revision in script.walk_revisions()} - before
-    for revision in written:
-        source = Path(script.get_revision(revision).path).read_text()
+    one with operations in it. A table added to the models: a revision with it in its schema
+    steps, and data steps beside them (recipe 2), which upgrades and downgrades."""
+    written = command.revision(scratch_config, message="nothing", autogenerate=True)
+    for script in written if isinstance(written, list) else [written]:
+        source = Path(script.path).read_text()
         assert "op." in source, f"autogenerate wrote an empty revision:\n{source}"
-
-
-def test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps(scratch_config: Config):
+        Path(script.path).unlink()  # the models' own differences: not this test's business
     metadata = target_metadata(scratch_config)
     probe = Table("recipes_probe_table", metadata, Column("id", Integer, primary_key=True))
     try:
@@ -157,25 +146,35 @@ def test_a_model_change_autogenerates_a_revision_with_schema_and_data_steps(scra
     command.downgrade(scratch_config, "-1")
 
 
-def test_a_bad_data_flag_fails_before_any_ddl(alembic_config: Config, engine):
-    """Recipe 2: `-x data=...` takes yes/no words only, and is checked first."""
-    alembic_config.cmd_opts = argparse.Namespace(x=["data=maybe"])  # what `alembic -x data=maybe` sets
+def never_created(server: URL, folder: Path) -> URL:
+    """A database of the server under test that no one creates: connecting to it fails (on
+    SQLite, it would create the file)."""
+    if server.get_backend_name() == "sqlite":
+        return server.set(database=str(folder / "never.db"))
+    return server.set(database=f"never_created_{uuid.uuid4().hex[:12]}")
+
+
+def test_a_bad_data_flag_fails_before_any_connection(server: URL, tmp_path: Path):
+    """Recipe 2: `-x data=...` takes yes/no words only, and is checked first, before env.py
+    connects (to a database that does not exist: a connection would fail otherwise)."""
+    config = alembic_config_for(never_created(server, tmp_path))
+    config.cmd_opts = argparse.Namespace(x=["data=maybe"])  # what `alembic -x data=maybe` sets
     with pytest.raises(CommandError, match="is not a yes/no value"):
-        command.upgrade(alembic_config, "heads")
-    assert user_objects(engine) == []
+        command.upgrade(config, "heads")
+    assert not (tmp_path / "never.db").exists()
 
 
-def test_a_shared_connection_is_committed_by_its_caller(alembic_config: Config, engine):
-    """Recipe 3: Alembic runs inside the caller's transaction and leaves the commit to it."""
-    upgrade_in_callers_transaction(engine, alembic_config, commit=True)
-    assert versions(engine) == heads(alembic_config)
-
-
-def test_a_shared_connection_rolled_back_leaves_no_trace(alembic_config: Config, engine, dialect):
-    if dialect in ("mysql", "mariadb"):
-        pytest.skip("MariaDB commits every DDL statement implicitly: no transaction can undo it")
-    upgrade_in_callers_transaction(engine, alembic_config, commit=False)
-    assert user_objects(engine) == []
+def test_a_shared_connection_leaves_the_commit_to_its_caller(alembic_config: Config, engine, dialect, history):
+    """Recipe 3: Alembic runs inside the caller's transaction and leaves the commit to it: the
+    caller rolls it back, and nothing is left; on MariaDB, which commits each DDL statement
+    (no transaction can undo it), the caller commits, and the database is at head."""
+    rolled_back = dialect not in ("mysql", "mariadb")
+    seen = upgrade_in_callers_transaction(engine, alembic_config, commit=not rolled_back)
+    assert seen == heads(history)  # in the caller's transaction, before it ended it
+    if rolled_back:
+        assert user_objects(engine) == []
+    else:
+        assert versions(engine) == heads(history)
 
 
 def raised_by_a_revision(error: BaseException) -> str | None:
@@ -198,10 +197,10 @@ def raised_by_a_revision(error: BaseException) -> str | None:
     return None if ours else f"{Path(file).name} ({revision})"
 
 
-def test_offline_sql_names_every_revision(database_url):
+def test_offline_sql_names_every_revision(server: URL, tmp_path: Path, history: ScriptDirectory):
     buffer = io.StringIO()
     config = project_config(output_buffer=buffer)
-    config.attributes["database_url"] = database_url
+    config.attributes["database_url"] = never_created(server, tmp_path)  # --sql never connects
     config.attributes["configure_logger"] = False
     try:
         command.upgrade(config, "heads", sql=True)
@@ -212,7 +211,7 @@ def test_offline_sql_names_every_revision(database_url):
         first_line = (str(error).strip().splitlines() or [""])[0]
         pytest.skip(f"this history cannot be written as SQL: {revision} raised {type(error).__name__}: {first_line}")
     sql = buffer.getvalue()
-    missing = [rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions() if rev.revision not in sql]
+    missing = [rev.revision for rev in history.walk_revisions() if rev.revision not in sql]
     assert not missing, f"revisions missing from the --sql output: {missing}"
 
 
@@ -221,10 +220,7 @@ def bad_flag_run(server, tmp_path_factory) -> Iterator[subprocess.Popen]:
     """``alembic -x data=maybe upgrade heads`` as a user types it, started at the module's
     first test and left to run beside the others (its start-up imports the application). Its
     database is never created: the flag must fail before any connection."""
-    if server.get_backend_name() == "sqlite":
-        url = server.set(database=str(tmp_path_factory.mktemp("bad-flag") / "never.db"))
-    else:
-        url = server.set(database=f"never_created_{uuid.uuid4().hex[:12]}")
+    url = never_created(server, tmp_path_factory.mktemp("bad-flag"))
     env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
     process = subprocess.Popen(
         [sys.executable, "-m", "alembic", "-x", "data=maybe", "upgrade", "heads"],

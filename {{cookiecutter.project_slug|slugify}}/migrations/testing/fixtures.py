@@ -28,40 +28,36 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pickle
-import re
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Connection, Engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from migrations.failures import describe
 from migrations.settings import is_async, make_async_engine, make_engine, parse_url, run_on_connection, server_url
+from migrations.testing.ahead import Ahead
 from migrations.testing.connections import connected
+from migrations.testing.head_build import (  # noqa: F401  the fixtures' API too
+    ALEMBIC_INI,
+    Statement,
+    alembic_config_for,
+    build_at_head,
+    project_config,
+)
 from migrations.testing.mariadb_copies import Original
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
-
-ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
-
-
-def project_config(folder: Path = ALEMBIC_INI.parent, **kwargs: Any) -> Config:
-    """The Alembic Config of the project in ``folder`` (this one, or a copy of it): its
-    alembic.ini, and ``[tool.alembic]`` in the pyproject.toml beside it, as the ``alembic``
-    command reads them there."""
-    return Config(folder / "alembic.ini", toml_file=folder / "pyproject.toml", **kwargs)
 
 
 def test_server() -> URL:
@@ -91,16 +87,18 @@ def unreachable(url: URL) -> str | None:
 class Databases:
     """Databases on the server under test, each uniquely named (SQLite: a file in ``folder``):
     empty ones made by ``new()``, copies of a HeadTemplate by ``copy_of()``; ``drop_all()``
-    drops them (a MariaDB copy as good as new goes back to its template instead)."""
+    drops them (a MariaDB copy as good as new goes back to its template instead). With
+    ``ahead`` (PostgreSQL), the ones made ahead are taken first, and drops are left to it."""
 
-    def __init__(self, server: URL, folder: Path) -> None:
+    def __init__(self, server: URL, folder: Path, ahead: Ahead | None = None) -> None:
         self.server = server
         self.folder = folder
+        self.ahead = ahead
         self.created: list[URL] = []
         self.lent: list[tuple[HeadTemplate, URL]] = []
 
     def new(self) -> URL:
-        url = self._create()
+        url = (self.ahead.empty() if self.ahead else None) or self._create()
         if self.server.get_backend_name() != "sqlite":  # SQLite: a file in folder, gone with it
             self.created.append(url)
         return url
@@ -113,7 +111,8 @@ class Databases:
             url = self._create()
             shutil.copyfile(template.url.database, url.database)
         elif backend == "postgresql":
-            url = self._create(template.url.database)
+            made_ahead = self.ahead.copy(template.url.database) if self.ahead else None
+            url = made_ahead or self._create(template.url.database)
             self.created.append(url)
         else:
             spare = template.spares.pop() if template.spares else None
@@ -128,84 +127,69 @@ class Databases:
         if self.server.get_backend_name() == "sqlite":  # the server's driver: sqlite, or aiosqlite
             path = self.folder / f"{uuid.uuid4().hex[:12]}.sqlite"
             return make_url(f"sqlite:///{path}").set(drivername=self.server.drivername)
-        url = self.server.set(database=f"test_{uuid.uuid4().hex[:12]}")
-
-        def create(connection: Connection) -> None:
-            quote = connection.dialect.identifier_preparer.quote
-            clause = f" TEMPLATE {quote(template)}" if template else ""
-            connection.exec_driver_sql(f"CREATE DATABASE {quote(url.database)}{clause}")
-
-        connected(server_url(url), create, isolation_level="AUTOCOMMIT")
-        return url
+        return create_database(self.server, template)
 
     def drop_all(self) -> None:
         """Drop the databases made here, and only those."""
         self.created += [url for template, url in self.lent if not template.take_back(url)]
         self.lent.clear()
-        if not self.created:
-            return
-
-        def drop(url: URL) -> None:
-            def drop_on(connection: Connection) -> None:
-                force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
-                name = connection.dialect.identifier_preparer.quote(url.database)
-                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-
-            connected(server_url(self.server), drop_on, isolation_level="AUTOCOMMIT")
-
-        # All at once, each on a connection of its own (through the URL's driver, async too):
-        # PostgreSQL's DROP DATABASE waits for a checkpoint, and those waits overlap.
-        with ThreadPoolExecutor(max_workers=min(len(self.created), 8)) as threads:
-            list(threads.map(drop, self.created))
-        self.created.clear()
+        created, self.created = self.created, []
+        if self.ahead is not None:
+            self.ahead.drop(created)
+        elif created:  # all at once, each on a connection of its own: PostgreSQL's drops wait for a checkpoint
+            with ThreadPoolExecutor(max_workers=min(len(created), 8)) as threads:
+                list(threads.map(drop_database, created))
 
 
-TEMPLATE_URL = "HEAD_TEMPLATE_URL"  # to HeadTemplate.build's process (not in argv: a password)
-# What the template's build ran that changed nothing: left out of the replay.
-READ_ONLY = re.compile(r"\s*(SELECT|SHOW|DESCRIBE|DESC|EXPLAIN)\b", re.IGNORECASE)
+def create_database(server: URL, template: str | None = None) -> URL:
+    """A new, uniquely named database on ``server`` (PostgreSQL: a clone of ``template``)."""
+    url = server.set(database=f"test_{uuid.uuid4().hex[:12]}")
+
+    def create(connection: Connection) -> None:
+        quote = connection.dialect.identifier_preparer.quote
+        clause = f" TEMPLATE {quote(template)}" if template else ""
+        connection.exec_driver_sql(f"CREATE DATABASE {quote(url.database)}{clause}")
+
+    connected(server_url(url), create, isolation_level="AUTOCOMMIT")
+    return url
 
 
-@dataclass
-class Statement:
-    """One statement as SQLAlchemy handed it to the driver, to run again the same way."""
+def drop_database(url: URL) -> None:
+    """Drop the database of ``url`` (through its server, with the URL's driver, async too)."""
 
-    sql: str
-    parameters: Any
-    many: bool
-    no_parameters: bool
+    def drop_on(connection: Connection) -> None:
+        force = " WITH (FORCE)" if connection.dialect.name == "postgresql" else ""
+        name = connection.dialect.identifier_preparer.quote(url.database)
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+
+    connected(server_url(url), drop_on, isolation_level="AUTOCOMMIT")
 
 
 class HeadTemplate:
-    """The database create_db.py built at head, once, for ``Databases.copy_of`` to copy; no
-    test ever gets it. On MariaDB it also keeps the statements that built it, to replay.
+    """The database create_db() built at head, once, for ``Databases.copy_of`` to copy; no
+    test ever gets it, no one connects to it once built (PostgreSQL copies it meanwhile). On
+    MariaDB it also keeps the statements that built it, to replay.
 
-    create_db.py runs in a process of its own, as users run it: revision modules that this
-    process imported may have attached things to the models' MetaData."""
+    It is built in the test process before anything in it has imported a revision: a revision
+    module may attach things to the models' MetaData when it is imported (see ``build_at_head``
+    and the ``head_template_first`` fixture)."""
 
-    def __init__(self, server: URL, folder: Path) -> None:
-        self.databases = Databases(server, folder)
+    def __init__(self, server: URL, folder: Path, ahead: Ahead | None = None) -> None:
+        self.databases = Databases(server, folder, ahead)
         self.url = self.databases.new()
         self.statements: list[Statement] = []
         self.original: Original | None = None  # MariaDB: what a copy given back must be again
         self.spares: list[URL] = []  # MariaDB: copies given back as good as new
 
     @classmethod
-    def build(cls, server: URL, folder: Path) -> HeadTemplate:
-        template = cls(server, folder)
-        recorded = folder / f"{uuid.uuid4().hex[:12]}.statements"
-        env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-        env[TEMPLATE_URL] = template.url.render_as_string(hide_password=False)
-        run = f"from migrations.testing.fixtures import build_and_record; build_and_record({str(recorded)!r})"
-        result = subprocess.run(
-            [sys.executable, "-c", run], cwd=ALEMBIC_INI.parent, env=env, capture_output=True, text=True
-        )
-        if result.returncode != 0:
+    def build(cls, server: URL, folder: Path, ahead: Ahead | None = None) -> HeadTemplate:
+        template = cls(server, folder, ahead)
+        try:
+            template.statements = build_at_head(template.url)
+        except Exception as error:  # one line, not a traceback through create_db.py
             template.drop()
-            said = [line for line in result.stderr.strip().splitlines() if line.strip()] or ["(nothing said)"]
-            # its one line (a CommandError's), not the traceback of the process that built it
-            pytest.fail(f"create_db.py failed to build the tests' database at head: {said[-1].strip()}", pytrace=False)
-        template.statements = pickle.loads(recorded.read_bytes())
-        recorded.unlink()
+            said = str(error) if isinstance(error, CommandError) else f"{type(error).__name__}: {describe(error)}"
+            pytest.fail(f"create_db.py failed to build the tests' database at head: {said}", pytrace=False)
         if server.get_backend_name() not in ("sqlite", "postgresql"):
             template.original = Original(template.url)
         return template
@@ -241,33 +225,6 @@ class HeadTemplate:
         self.databases.drop_all()
 
 
-def build_and_record(recorded: str) -> None:
-    """HeadTemplate.build's process: create_db() builds the database of ``$HEAD_TEMPLATE_URL``;
-    on MariaDB what every Engine ran on it, reads left out, is pickled to ``recorded``."""
-    from create_db import create_db  # beside alembic.ini, where this process runs
-
-    url = make_url(os.environ[TEMPLATE_URL])
-    statements: list[Statement] = []
-
-    def record(connection, _cursor, sql, parameters, context, many) -> None:
-        if connection.engine.url.database == url.database and not READ_ONLY.match(sql):
-            no_parameters = not parameters and context is not None and context.no_parameters
-            statements.append(Statement(sql, parameters, many, no_parameters))
-
-    if url.get_backend_name() not in ("sqlite", "postgresql"):  # those are copied whole
-        event.listen(Engine, "before_cursor_execute", record)
-    create_db(alembic_config_for(url))
-    Path(recorded).write_bytes(pickle.dumps(statements))
-
-
-def alembic_config_for(url: URL) -> Config:
-    """The project's alembic.ini, pointed at ``url``, leaving pytest's logging alone."""
-    config = project_config()
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    return config
-
-
 @pytest.fixture(scope="session")
 def server() -> URL:
     """The database server under test (a SQLite URL means: files in tmp_path)."""
@@ -288,10 +245,29 @@ def dialect(server: URL) -> str:
     return server.get_backend_name()
 
 
+@pytest.fixture(scope="session")
+def databases_ahead(server: URL, request: pytest.FixtureRequest) -> Iterator[Ahead | None]:
+    """On PostgreSQL, the session's databases made ahead and dropped behind (see ahead.py):
+    an empty one for each test that asks for ``new_database`` (``database_url``...) or for a
+    migration suite's ``databases`` (its walks, its upgrade head), and for the database at
+    head; a copy for each that asks for ``new_database_at_head`` (``database_at_head``).
+    Elsewhere None: made when asked for."""
+    if server.get_backend_name() != "postgresql":
+        yield None
+        return
+    items = request.session.items
+    empties = sum("new_database" in item.fixturenames or "databases" in item.fixturenames for item in items)
+    empties += any("head_template" in item.fixturenames for item in items)  # the template itself
+    copies = sum("new_database_at_head" in item.fixturenames for item in items)
+    ahead = Ahead(partial(create_database, server), drop_database, empties, copies)
+    yield ahead
+    ahead.close()
+
+
 @pytest.fixture
-def new_database(server: URL, tmp_path: Path) -> Iterator[Callable[[], URL]]:
+def new_database(server: URL, tmp_path: Path, databases_ahead: Ahead | None) -> Iterator[Callable[[], URL]]:
     """Call it for another empty database; all of them are dropped after the test."""
-    databases = Databases(server, tmp_path)
+    databases = Databases(server, tmp_path, databases_ahead)
     yield databases.new
     databases.drop_all()
 
@@ -324,31 +300,37 @@ def alembic_config(database_url: URL) -> Config:
 
 
 @pytest.fixture(scope="session")
-def head_template_build(server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[HeadTemplate]]:
-    """create_db.py building the session's database at head, in a process of its own, started
-    by the first test that asks and running in the background meanwhile (the migration suite
-    starts it before its stairway, and compares it with upgrade head; database_at_head copies
-    it: one build per session)."""
-    folder = tmp_path_factory.mktemp("head-template")
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        build = thread.submit(HeadTemplate.build, server, folder)
-        try:
-            yield build
-        finally:
-            if build.exception() is None:
-                build.result().drop()
+def head_template(
+    server: URL, tmp_path_factory: pytest.TempPathFactory, databases_ahead: Ahead | None
+) -> Iterator[HeadTemplate]:
+    """The database create_db() builds at head, once per session, for database_at_head to
+    copy (on PostgreSQL, copies are made of it in the background from then on)."""
+    template = HeadTemplate.build(server, tmp_path_factory.mktemp("head-template"), databases_ahead)
+    if databases_ahead is not None:
+        databases_ahead.copies_of(template.url.database)
+    yield template
+    if databases_ahead is not None:
+        databases_ahead.stop_copies(template.url.database)
+    template.drop()
 
 
-@pytest.fixture(scope="session")
-def head_template(head_template_build: Future[HeadTemplate]) -> HeadTemplate:
-    """The database create_db.py builds at head, once per session, for database_at_head to copy."""
-    return head_template_build.result()
+@pytest.fixture(scope="session", autouse=True)
+def head_template_first(request: pytest.FixtureRequest) -> None:
+    """Build the session's database at head at the session's first test, before any test or
+    fixture imports a revision (one may attach things to the models' tables when imported:
+    create_all() would build them too), when any collected test needs it. Should the build
+    fail, only the tests that need it fail, each with its one line."""
+    if any("head_template" in item.fixturenames for item in request.session.items):
+        with suppress(BaseException):  # pytest keeps the failure for the tests that ask
+            request.getfixturevalue("head_template")
 
 
 @pytest.fixture
-def new_database_at_head(head_template: HeadTemplate, tmp_path: Path) -> Iterator[Callable[[], URL]]:
+def new_database_at_head(
+    head_template: HeadTemplate, tmp_path: Path, databases_ahead: Ahead | None
+) -> Iterator[Callable[[], URL]]:
     """Call it for another database at head; all of them are dropped after the test."""
-    databases = Databases(head_template.databases.server, tmp_path)
+    databases = Databases(head_template.databases.server, tmp_path, databases_ahead)
     yield lambda: databases.copy_of(head_template)
     databases.drop_all()
 
