@@ -248,15 +248,17 @@ def dialect(server: URL) -> str:
 @pytest.fixture(scope="session")
 def databases_ahead(server: URL, request: pytest.FixtureRequest) -> Iterator[Ahead | None]:
     """On PostgreSQL, the session's databases made ahead and dropped behind (see ahead.py):
-    an empty one for each test that asks for ``new_database`` (``database_url``...) or for a
-    migration suite's ``databases`` (its walks, its upgrade head), and for the database at
-    head; a copy for each that asks for ``new_database_at_head`` (``database_at_head``).
-    Elsewhere None: made when asked for."""
+    an empty one for each test that asks for ``new_database`` (``database_url``...), for each
+    migration suite's first walk (its ``databases``; a walk past a fault may ask for more),
+    and for the database at head; a copy for each test that asks for ``new_database_at_head``
+    (``database_at_head``). What is asked for beyond that is made then. Elsewhere None: made
+    when asked for (a SQLite file, a MariaDB database: milliseconds)."""
     if server.get_backend_name() != "postgresql":
         yield None
         return
     items = request.session.items
-    empties = sum("new_database" in item.fixturenames or "databases" in item.fixturenames for item in items)
+    empties = sum("new_database" in item.fixturenames for item in items)
+    empties += len({item.path for item in items if "databases" in item.fixturenames})  # each suite's first walk
     empties += any("head_template" in item.fixturenames for item in items)  # the template itself
     copies = sum("new_database_at_head" in item.fixturenames for item in items)
     ahead = Ahead(partial(create_database, server), drop_database, empties, copies)
