@@ -39,6 +39,14 @@ class Ordered(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     label: Mapped[str | None] = mapped_column(String(50), index=True)
 """
+PROBE_MODEL = """
+
+class ApplyProbe(Base):
+    __tablename__ = "apply_probe"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note: Mapped[str | None] = mapped_column(String(50), index=True)
+"""
 
 
 def cli(url, *args, cwd):
@@ -140,3 +148,42 @@ def test_one_command_line_has_alembics_commands_and_the_projects(project_copy, d
     assert sql.returncode == 0 and "CREATE TABLE customer" in sql.stdout, sql.stderr
     helped = cli(database_url, "--help", cwd=project_copy)
     assert "create_db" in helped.stdout and "at_head" in helped.stdout and "upgrade" in helped.stdout
+
+
+def test_apply_models_runs_autogenerates_operations_directly_and_never_loses_data(project_copy, database_url):
+    """The cookbook's "Run Alembic operation objects directly": the models onto a database the
+    history does not manage. It builds what is missing (tables, the declared view, a column
+    with its index: in place on SQLite, where batch mode would misname the index), then
+    finds nothing to do; a drop it refuses in one line, naming it, applying nothing; a
+    database at a revision it leaves to the history."""
+    models = models_of(project_copy)
+    models.write_text(models.read_text() + PROBE_MODEL)
+    applied = cli(database_url, "apply_models", cwd=project_copy)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert {"add_table customer", "add_table apply_probe"} <= set(applied.stdout.splitlines()), applied.stdout
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert "alembic_version" not in inspect(connection).get_table_names()  # not the history's: not stamped
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE apply_probe")
+        connection.exec_driver_sql("CREATE TABLE apply_probe (id INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("CREATE TABLE stray_probe (id INTEGER PRIMARY KEY, note VARCHAR(50))")
+        connection.exec_driver_sql("INSERT INTO stray_probe (id, note) VALUES (1, 'kept')")
+    refused = cli(database_url, "apply_models", cwd=project_copy)
+    said = (refused.stdout + refused.stderr).strip().splitlines()
+    assert refused.returncode != 0 and len(said) == 1 and "remove_table stray_probe" in said[0], said
+    assert said[0].endswith("nothing was applied. Write a revision for them."), said
+    with engine.connect() as connection:
+        assert [column["name"] for column in inspect(connection).get_columns("apply_probe")] == ["id"]
+        assert connection.execute(text("SELECT note FROM stray_probe")).scalar() == "kept"
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE stray_probe")
+    added = cli(database_url, "apply_models", cwd=project_copy)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert {"add_column apply_probe note", "add_index ix_apply_probe_note"} <= set(added.stdout.splitlines())
+    again = cli(database_url, "apply_models", cwd=project_copy)
+    assert again.stdout.strip() == "The database already matches the models.", again.stdout + again.stderr
+    assert alembic_cli(database_url, "stamp", "head", cwd=project_copy).returncode == 0
+    managed = cli(database_url, "apply_models", cwd=project_copy)
+    assert "the history manages it" in managed.stdout and managed.returncode != 0, managed.stdout
+    engine.dispose()

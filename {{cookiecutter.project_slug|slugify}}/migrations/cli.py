@@ -5,6 +5,7 @@
     python -m migrations.cli create_db [--sql]   # recipe 1 (python create_db.py still works)
     python -m migrations.cli at_head             # one line and a non-zero exit unless at head
     python -m migrations.cli print_tables users,orders   # op.create_table() code for existing tables
+    python -m migrations.cli apply_models        # the models onto a database the history does not manage
 
 Run it from the project folder (where alembic.ini is), as `alembic`.
 """
@@ -63,9 +64,18 @@ def print_tables(config: Config, tables: str) -> None:
     config.print_stdout(autogenerate.render_python_code(upgrade))
 
 
+def apply_models(config: Config) -> None:
+    """Apply the models to a database the history does not manage, with no revision written
+    (nothing is dropped or retyped: see migrations/apply_models.py)."""
+    from migrations.apply_models import apply_models as apply
+
+    done = apply(config)
+    config.print_stdout("\n".join(done) if done else "The database already matches the models.")
+
+
 def main(argv: list[str] | None = None) -> None:
     cli = CommandLine(prog="python -m migrations.cli")
-    for command in (create_db, at_head, print_tables):
+    for command in (create_db, at_head, print_tables, apply_models):
         cli.register_command(command)
     cli.main(argv=argv)
 
