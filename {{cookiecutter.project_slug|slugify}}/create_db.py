@@ -39,6 +39,7 @@ from sqlalchemy import URL, Column, Connection, MetaData, String, Table, create_
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from migrations.autogenerate_options import is_view
+from migrations.environments import version_table
 from migrations.failures import describe
 from migrations.history_objects import history_objects
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
@@ -70,7 +71,8 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     script = require_revisions(config)
     metadata = target_metadata(config)
     timeout = lock_timeout(config)
-    planned = plan(metadata)
+    version = version_table(config)  # this environment's (migrations/environments.py)
+    planned = plan(metadata, version)
     created_database = ensure_database_exists(url)
 
     # The migration lock, as `alembic upgrade` takes it, for the whole build: on MariaDB it
@@ -79,8 +81,8 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     # another run may have built it meanwhile.
     def build_locked(connection: Connection) -> tuple[str | None, str | None, Exception | None, str]:
         """(what finishing a killed build said, or None; the head; a failure; what it left)"""
-        with migration_lock(connection, timeout):
-            finished = finish_killed_build(connection, url)
+        with migration_lock(connection, timeout, version):
+            finished = finish_killed_build(connection, url, version)
             if finished:
                 return finished, None, None, ""
             try:
@@ -101,7 +103,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
         raise failure
     where = url.render_as_string(hide_password=True)
     built = "Created database and built" if created_database else "Built"
-    return f"{built} {where}: {summary(planned)}; stamped at head {head}."
+    return f"{built} {where}: {summary(planned, version)}; stamped at head {head}."
 
 
 def build(
@@ -114,20 +116,21 @@ def build(
     build's transaction. MariaDB commits the plan (IN_PROGRESS) after the check, before the
     first DDL, and drops it after the stamp: a rerun after a kill knows what is its own."""
     marked = connection.dialect.name in NON_TRANSACTIONAL_DDL
+    version = version_table(config)
     if marked:
         with connection.begin():
-            if refuse_if_not_empty(connection, url, metadata):  # an empty version table: found, not made
-                planned.remove(("table", VERSION_TABLE))  # so no undo of this run ever drops it
+            if refuse_if_not_empty(connection, url, metadata, version):  # an empty version table: found, not made
+                planned.remove(("table", version))  # so no undo of this run ever drops it
             IN_PROGRESS.create(connection)
             connection.execute(IN_PROGRESS.insert(), [{"kind": kind, "name": name} for kind, name in planned])
     with connection.begin():
         if not marked:
-            refuse_if_not_empty(connection, url, metadata)
+            refuse_if_not_empty(connection, url, metadata, version)
         metadata.create_all(connection, tables=tables_of(metadata), checkfirst=False)  # the database was found empty
         create_declared_objects(connection, metadata)  # views, functions: after the tables
         create_history_objects(connection, config, script, metadata, planned, marked)  # the history is imported now
         stamp_head(config, connection, script)  # one head, through env.py
-        head = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
+        head = connection.execute(text(f"SELECT version_num FROM {version}")).scalar_one()
     if marked:
         with connection.begin():
             IN_PROGRESS.drop(connection)
@@ -187,11 +190,11 @@ def require_revisions(config: Config) -> ScriptDirectory:
     return script
 
 
-def plan(metadata: MetaData) -> list[tuple[str, str]]:
+def plan(metadata: MetaData, version: str = VERSION_TABLE) -> list[tuple[str, str]]:
     """(kind, name) of everything a build makes: tables, declared objects, the version table."""
     tables = [("table", table.fullname) for table in tables_of(metadata)]
     objects = [(obj.kind.label, base_name(obj.name)) for obj in declared_objects(metadata)]
-    return [*tables, *objects, ("table", VERSION_TABLE)]
+    return [*tables, *objects, ("table", version)]
 
 
 def tables_of(metadata: MetaData) -> list[Table]:
@@ -200,9 +203,9 @@ def tables_of(metadata: MetaData) -> list[Table]:
     return [table for table in metadata.sorted_tables if not is_view(table)]
 
 
-def summary(planned: list[tuple[str, str]]) -> str:
+def summary(planned: list[tuple[str, str]], version: str = VERSION_TABLE) -> str:
     """Counts, not names (a big schema has hundreds): "1 table, 1 view, 1 function"."""
-    counts = Counter(kind for kind, name in planned if name != VERSION_TABLE)
+    counts = Counter(kind for kind, name in planned if name != version)
     order = ["table", "view", "materialized view", "function", "procedure", "trigger"]
     shown = [f"{counts[kind]} {kind}{'s' if counts[kind] != 1 else ''}" for kind in order if counts[kind]]
     return ", ".join(shown) or "nothing"
@@ -211,7 +214,7 @@ def summary(planned: list[tuple[str, str]]) -> str:
 # --- Refusing: before anything is built -------------------------------------------------
 
 
-def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) -> bool:
+def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData, version: str = VERSION_TABLE) -> bool:
     """Refuse, changing nothing, a database with tables or views, or on MariaDB a routine
     the build would create (its undo must only ever meet what the build made). An empty
     version table is no obstacle (a database downgraded to base): True when there is one."""
@@ -220,10 +223,10 @@ def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) ->
     found = sorted(inspector.get_table_names()) + sorted(inspector.get_view_names())
     if connection.dialect.name == "postgresql":
         found += sorted(inspector.get_materialized_view_names())
-    version_table = VERSION_TABLE in found
-    stamped = version_table and connection.execute(text(f"SELECT 1 FROM {VERSION_TABLE}")).first()
-    if version_table and not stamped:
-        found.remove(VERSION_TABLE)
+    has_version_table = version in found
+    stamped = has_version_table and connection.execute(text(f"SELECT 1 FROM {version}")).first()
+    if has_version_table and not stamped:
+        found.remove(version)
     clashes = existing_routines(connection, metadata)
     if found:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
@@ -242,7 +245,7 @@ def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData) ->
             f"{where} already has {', '.join(clashes)}, which create_db.py would create: it changed "
             "nothing; drop or rename that, or use another database, and run create_db.py again."
         )
-    return version_table
+    return has_version_table
 
 
 def existing_routines(connection: Connection, metadata: MetaData) -> list[str]:
@@ -274,7 +277,7 @@ def objects_in_database(connection: Connection) -> list[tuple[str, str]]:
     return [(kind, name) for kind, name in connection.execute(text(MARIADB_OBJECTS))]
 
 
-def finish_killed_build(connection: Connection, url: URL) -> str | None:
+def finish_killed_build(connection: Connection, url: URL, version: str = VERSION_TABLE) -> str | None:
     """MariaDB: the marker of a build that was killed (or whose undo failed) is here. Its
     leftovers are its own: remove them, then build as usual (None); or if it got as far as
     its stamp, just remove the marker (and say so)."""
@@ -285,8 +288,8 @@ def finish_killed_build(connection: Connection, url: URL) -> str | None:
             return None
         planned = [(kind, name) for kind, name in connection.execute(IN_PROGRESS.select())]
         stamped = (
-            inspect(connection).has_table(VERSION_TABLE)
-            and connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
+            inspect(connection).has_table(version)
+            and connection.execute(text(f"SELECT version_num FROM {version}")).first()
         )
     if stamped:  # the build was complete: its stamp commits after the last DDL
         with connection.begin():
@@ -503,8 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         "`alembic revision --autogenerate`, before there is a revision to build from",
     )
     parser.add_argument("-c", "--config", default=str(ALEMBIC_INI), help="path to alembic.ini")
+    parser.add_argument(
+        "-n", "--name", default="alembic", help="the environment: alembic.ini's section, as alembic --name"
+    )
     args = parser.parse_args(argv)
-    config = Config(args.config, toml_file=Path(args.config).with_name("pyproject.toml"))  # [tool.alembic] too
+    # [tool.alembic] too; another environment: its own section (migrations/environments.py)
+    config = Config(args.config, ini_section=args.name, toml_file=Path(args.config).with_name("pyproject.toml"))
     try:
         if args.empty:
             print(create_empty(config, args.url))

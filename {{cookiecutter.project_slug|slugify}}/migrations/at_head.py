@@ -15,12 +15,15 @@ have). ``at_head_problem(config)`` returns that line, or None. From the command 
 
 from __future__ import annotations
 
+from functools import partial
+
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection
 
+from migrations.environments import version_table
 from migrations.failures import cannot_connect
 from migrations.settings import database_url, run_on_connection
 
@@ -34,10 +37,11 @@ def at_head_problem(config: Config, connection: Connection | None = None) -> str
     is and what to do. ``connection``: read through it (else the config's database)."""
     script = ScriptDirectory.from_config(config)
     heads = set(script.get_heads())
+    read = partial(_current, version=version_table(config))  # this environment's
     if connection is not None:
-        current = set(_current(connection))
+        current = set(read(connection))
     else:
-        current = set(run_on_connection(database_url(config), _current, cannot_connect))
+        current = set(run_on_connection(database_url(config), read, cannot_connect))
     if current == heads:
         return None
     where = database_url(config).render_as_string(hide_password=True) if connection is None else "the database"
@@ -63,23 +67,23 @@ def require_at_head(config: Config, connection: Connection | None = None) -> Non
         raise NotAtHead(problem)
 
 
-def _current(connection: Connection) -> list[str]:
+def _current(connection: Connection, version: str) -> list[str]:
     outside = not connection.in_transaction()
     try:
         if connection.dialect.name == "sqlite" and outside:  # read without taking our engine's write lock
-            return [row[0] for row in _sqlite_versions(connection)]
-        return list(MigrationContext.configure(connection).get_current_heads())
+            return [row[0] for row in _sqlite_versions(connection, version)]
+        return list(MigrationContext.configure(connection, opts={"version_table": version}).get_current_heads())
     finally:
         if outside and connection.in_transaction():
             connection.rollback()
 
 
-def _sqlite_versions(connection: Connection) -> list[tuple[str]]:
+def _sqlite_versions(connection: Connection, version: str) -> list[tuple[str]]:
     cursor = connection.connection.dbapi_connection.cursor()  # no BEGIN IMMEDIATE for a read
-    cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+    cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (version,))
     if cursor.fetchone() is None:
         return []
-    cursor.execute("SELECT version_num FROM alembic_version")
+    cursor.execute(f"SELECT version_num FROM {version}")  # a checked name (migrations/environments.py)
     return cursor.fetchall()
 
 

@@ -24,6 +24,7 @@ from migrations.autocommit import AutocommitInCallersTransaction, commits_during
 from migrations.autogenerate_options import autogenerate_options
 from migrations.conditional import data_enabled
 from migrations.declared import in_dependency_order
+from migrations.environments import version_table
 from migrations.failures import cannot_connect, migration_failed
 from migrations.irreversible import refuse_irreversible_downgrade
 from migrations.lock import lock_timeout, migration_lock
@@ -141,6 +142,8 @@ def configure_options(dialect_name: str, transactional_ddl: bool | None = None) 
         # so a failure leaves a version that is true.
         "transactional_ddl": transactional_ddl,
         "transaction_per_migration": dialect_name in ("mysql", "mariadb"),
+        # This environment's version table (several histories: migrations/environments.py).
+        "version_table": version_table(config),
     }
     both = {name: chained(name, ours[name]) for name in CHAINED_HOOKS if name in app_hooks}
     return {**ours, **app_hooks, **both}
@@ -202,7 +205,7 @@ def run_migrations(connection: Connection) -> None:
 
 def run_migrations_locked(connection: Connection, transactional: bool | None) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
-    with migration_lock(connection, lock_timeout(config)):
+    with migration_lock(connection, lock_timeout(config), version_table(config)):
         callers_transaction = connection.in_transaction()
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
         refuse_irreversible_downgrade(context.get_context())  # before any DDL

@@ -36,6 +36,7 @@ from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, make_url, pool
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
+from migrations.environments import url_variables
 from migrations.lock import gave_up
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet: imported only where an async URL is used
@@ -44,14 +45,16 @@ if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet: imported only where 
 
 
 def database_url(config: Config) -> URL:
-    """The database to migrate: the attribute, then ``$DATABASE_URL``, then alembic.ini."""
+    """The database to migrate: the attribute, then ``$DATABASE_URL``, then alembic.ini (for
+    an environment run with ``--name``, see migrations/environments.py)."""
     given = config.attributes.get("database_url")
     if isinstance(given, URL):
         return given
+    variable = next((name for name in url_variables(config) if os.environ.get(name)), None)
     if given:
         raw, source = given, "the database URL given"
-    elif os.environ.get("DATABASE_URL"):
-        raw, source = os.environ["DATABASE_URL"], "DATABASE_URL"
+    elif variable is not None:
+        raw, source = os.environ[variable], variable
     else:
         source = "sqlalchemy.url in alembic.ini"
         try:

@@ -28,11 +28,14 @@ from alembic.util import CommandError
 from sqlalchemy import URL, Column, Connection, Engine, Integer, Table, inspect, text
 
 from migrations.autocommit import AutocommitInCallersTransaction
+from migrations.environments import version_table
 from migrations.failures import describe, failing_revision
 from migrations.settings import target_metadata
 from migrations.testing.connections import connected
 from migrations.testing.fixtures import ALEMBIC_INI, alembic_config_for, project_config
 from migrations.testing.stairway import load_script
+
+VERSION = version_table(project_config())  # the main environment's (migrations/environments.py)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +53,9 @@ def versions(database) -> list[str]:
     """The version table's rows in a database: its URL, Engine or AsyncEngine."""
 
     def read(connection: Connection) -> list[str]:
-        if not inspect(connection).has_table("alembic_version"):
+        if not inspect(connection).has_table(VERSION):
             return []
-        return sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        return sorted(connection.execute(text(f"SELECT version_num FROM {VERSION}")).scalars())
 
     return connected(database, read)
 
@@ -88,7 +91,7 @@ def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> list
     saw before it ended its transaction."""
 
     def read(connection: Connection) -> list[str]:
-        return sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        return sorted(connection.execute(text(f"SELECT version_num FROM {VERSION}")).scalars())
 
     if isinstance(engine, Engine):
         with engine.connect() as connection:

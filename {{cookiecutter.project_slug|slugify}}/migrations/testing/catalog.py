@@ -15,13 +15,30 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, NamedTuple
 
+from alembic.util import CommandError
 from sqlalchemy import Connection
 
 from migrations.declared import TEMPORARY, fold, normalise_pg
 
-VERSION_TABLE = "alembic_version"
+VERSION_TABLE = "alembic_version"  # the main environment's, unless it says otherwise
+
+
+@cache
+def version_tables() -> frozenset[str]:
+    """Every environment's version table (migrations/environments.py): Alembic's bookkeeping,
+    left out of the schema picture and the row counts."""
+    from migrations.environments import environments, version_table
+    from migrations.testing.head_build import ALEMBIC_INI, project_config
+
+    try:
+        named = {version_table(project_config(name=name)) for name in environments(ALEMBIC_INI)}
+    except CommandError:  # env.py says what is wrong with the settings, where they are used
+        named = set()
+    return frozenset({VERSION_TABLE, *named})
+
 
 # Rows (kind, table, name, detail: a JSON array), all in one JSON text, sorted.
 POSTGRESQL = """
@@ -161,7 +178,7 @@ def catalog(connection: Connection) -> Catalog | None:
         tables = json.loads(tables)
     else:
         return None
-    return Catalog(text, [table for table in tables or () if table != VERSION_TABLE])
+    return Catalog(text, [table for table in tables or () if table not in version_tables()])
 
 
 def pictured(text: str) -> dict[str, Any]:
@@ -198,7 +215,7 @@ def ordered(items: Iterable[Any]) -> list[Any]:
 def postgresql(rows: list[Any], schema: str, tables: dict[str, Any], picture: dict[str, Any]) -> None:
     parts = {"p": "primary_key", "u": "unique", "f": "foreign_keys", "c": "checks", "x": "unique"}
     for kind, table, name, detail in rows:
-        if table == VERSION_TABLE:
+        if table in version_tables():
             continue
         if kind == "table":
             tables[table]["comment"] = detail[0]
@@ -221,7 +238,7 @@ def mariadb(rows: list[Any], tables: dict[str, Any], picture: dict[str, Any]) ->
     multi: dict[tuple[str, str, str], list[Any]] = defaultdict(list)  # one row per column or parameter
     columns, sequences = [], []
     for kind, table, name, detail in rows:
-        if table == VERSION_TABLE or (kind not in ("index", "column") and (name or "").startswith(TEMPORARY)):
+        if table in version_tables() or (kind not in ("index", "column") and (name or "").startswith(TEMPORARY)):
             continue  # the version table; migrations/declared.py's objects of a moment
         if kind == "table" and name == "SEQUENCE":
             sequences.append(table)

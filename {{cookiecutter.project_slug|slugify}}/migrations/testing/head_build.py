@@ -14,11 +14,12 @@ from sqlalchemy import URL, Engine, event
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def project_config(folder: Path = ALEMBIC_INI.parent, **kwargs: Any) -> Config:
+def project_config(folder: Path = ALEMBIC_INI.parent, name: str = "alembic", **kwargs: Any) -> Config:
     """The Alembic Config of the project in ``folder`` (this one, or a copy of it): its
     alembic.ini, and ``[tool.alembic]`` in the pyproject.toml beside it, as the ``alembic``
-    command reads them there."""
-    return Config(folder / "alembic.ini", toml_file=folder / "pyproject.toml", **kwargs)
+    command reads them there; ``name``: the environment, as ``alembic --name`` (see
+    migrations/environments.py)."""
+    return Config(folder / "alembic.ini", ini_section=name, toml_file=folder / "pyproject.toml", **kwargs)
 
 
 # What the build ran that changed nothing: left out of the replay.

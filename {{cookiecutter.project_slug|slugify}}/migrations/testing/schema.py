@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Inspector, create_engine, inspect, pool
 from sqlalchemy.exc import CompileError, SAWarning
 
 from migrations.declared import READERS
-from migrations.testing.catalog import VERSION_TABLE, catalog, ordered, pictured
+from migrations.testing.catalog import catalog, ordered, pictured, version_tables
 
 # CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (...): the group is from "(" on.
 _NAME = r'(?:"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s(]+)'
@@ -32,7 +32,7 @@ def snapshot(connection: Connection, only: Collection[str] | None = None) -> dic
     and domain types. Everything SQLAlchemy reflects of each is compared (see ``described``).
     ``only``: reflect these tables alone (the others are left out of the picture)."""
     inspector = inspect(connection)
-    names = sorted(set(inspector.get_table_names()) - {VERSION_TABLE})
+    names = sorted(set(inspector.get_table_names()) - version_tables())
     if only is not None:
         names = [name for name in names if name in only]
     dialect = connection.dialect
