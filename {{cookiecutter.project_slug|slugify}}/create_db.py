@@ -4,10 +4,11 @@
     python create_db.py --url URL    # another database
     python create_db.py --sql        # print the SQL instead of running it
     python create_db.py --empty      # only create the database, empty: for the first autogenerate
+    python create_db.py --name audit # another environment of alembic.ini (migrations/environments.py)
 
 Creates every table of the target MetaData with ``create_all()``, then the views,
 functions and triggers declared on it (migrations/replaceable.py), and records the head
-revision in ``alembic_version``, in one transaction (the shared-connection recipe), so
+revision in the version table (``alembic_version``, unless ``version_table`` says otherwise), in one transaction (the shared-connection recipe), so
 a new database never replays the whole history. A PostgreSQL or MariaDB database that
 does not exist yet is created first. The migration lock is held throughout.
 
@@ -497,7 +498,9 @@ def print_sql(config: Config, url: URL | str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="database URL (default: $DATABASE_URL, then alembic.ini)")
+    parser.add_argument(
+        "--url", help="database URL (default: $DATABASE_URL, then alembic.ini; with --name NAME: $NAME_DATABASE_URL)"
+    )
     parser.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
     parser.add_argument(
         "--empty",

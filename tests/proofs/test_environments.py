@@ -74,27 +74,39 @@ def add_audit_environment(project: Path, faulty: bool = False) -> None:
         parser.write(ini)
 
 
+def audit_cli(url, *args: str, cwd: Path):
+    """``alembic --name audit ...`` on ``url``, given as the audit environment's own variable."""
+    return run_in_project(url, "-m", "alembic", "--name", "audit", *args, cwd=cwd, AUDIT_DATABASE_URL=str(url))
+
+
 def test_two_histories_share_a_database_each_with_its_own_version_table(project_copy, database_url, new_database):
     add_audit_environment(project_copy)
-    for args in (["upgrade", "head"], ["--name", "audit", "upgrade", "head"]):
-        result = alembic_cli(database_url, *args, cwd=project_copy)
-        assert result.returncode == 0, f"alembic {' '.join(args)}: {result.stderr}"
+    url = database_url.render_as_string(hide_password=False)
+    # Its URL is never the main one's unless given: DATABASE_URL alone is refused, nothing made.
+    alone = alembic_cli(database_url, "--name", "audit", "upgrade", "head", cwd=project_copy)
+    said = (alone.stdout + alone.stderr).strip().splitlines()
+    assert alone.returncode != 0 and said[-1] == (
+        "FAILED: No database URL: set AUDIT_DATABASE_URL or sqlalchemy.url in alembic.ini's [audit]."
+    ), said
+    assert alembic_cli(database_url, "upgrade", "head", cwd=project_copy).returncode == 0
+    result = audit_cli(url, "upgrade", "head", cwd=project_copy)
+    assert result.returncode == 0, result.stderr
     engine = make_engine(database_url)
     with engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
         assert {"customer", "audit_event", "alembic_version", "alembic_version_audit"} <= tables, tables
         assert connection.execute(text("SELECT version_num FROM alembic_version_audit")).scalar() == "au1"
     engine.dispose()
-    check = alembic_cli(database_url, "--name", "audit", "check", cwd=project_copy)
-    assert check.returncode == 0, check.stdout + check.stderr
-    down = alembic_cli(database_url, "--name", "audit", "downgrade", "base", cwd=project_copy)
+    check = audit_cli(url, "check", cwd=project_copy)
+    assert check.returncode == 0, check.stdout + check.stderr  # the main history's tables left alone
+    down = audit_cli(url, "downgrade", "base", cwd=project_copy)
     assert down.returncode == 0, down.stderr
     with make_engine(database_url).connect() as connection:  # the main history untouched
         tables = set(inspect(connection).get_table_names())
         assert "audit_event" not in tables and "customer" in tables, tables
-    built = new_database()  # its own database, as AUDIT_DATABASE_URL names it
-    url = built.render_as_string(hide_password=False)
-    result = run_in_project(built, "create_db.py", "--name", "audit", cwd=project_copy, AUDIT_DATABASE_URL=url)
+    built = new_database()  # a database of its own
+    own = built.render_as_string(hide_password=False)
+    result = run_in_project(built, "create_db.py", "--name", "audit", cwd=project_copy, AUDIT_DATABASE_URL=own)
     assert result.returncode == 0, result.stderr
     with make_engine(built).connect() as connection:
         assert set(inspect(connection).get_table_names()) == {"audit_event", "alembic_version_audit"}

@@ -107,7 +107,7 @@ def test_the_project_tests_fail_in_one_line_on_a_bad_test_database_url(given_url
     env["TEST_DATABASE_URL"] = url.replace(":5432", ":1").replace(":3306", ":1")  # nothing listens there
     test = Path(PROJECT / "tests" / "test_recipes.py")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(test), "-q", "-x", "-p", "no:cacheprovider", "-k", "create_db"],
+        [sys.executable, "-m", "pytest", str(test), "-q", "-x", "-p", "no:cacheprovider", "-k", "shared_connection"],
         cwd=PROJECT,
         env=env,
         capture_output=True,
@@ -150,7 +150,7 @@ def test_a_test_database_url_that_does_not_parse_shows_no_part_of_the_password()
     env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "CI")}
     env["TEST_DATABASE_URL"] = "postgresql+psycopg://u:ZQX7:YVQJ@127.0.0.1:YVQJ/db"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_recipes.py", "-q", "-p", "no:cacheprovider", "-k", "create_db"],
+        [sys.executable, "-m", "pytest", "tests/test_recipes.py", "-q", "-p", "no:cacheprovider", "-k", "shared"],
         cwd=PROJECT,
         env=env,
         capture_output=True,

@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError
 import migrations.replaceable  # noqa: F401  and their operations run
 from migrations.autogenerate_options import autogenerate_options
 from migrations.declared import in_dependency_order
+from migrations.environments import version_table
 from migrations.failures import cannot_connect, describe
 from migrations.settings import database_url, env_hooks, run_on_connection, sqlite_legacy_rename, target_metadata
 
@@ -58,6 +59,8 @@ def apply_models(config: Config, url: str | None = None) -> list[str]:
         **{name: value for name, value in hooks.items() if name.startswith(("include_", "compare_"))},
         "target_metadata": metadata,
         "include_object": (lambda *args: theirs(*args) and ours(*args)) if theirs else ours,
+        "version_table": version_table(config),  # this environment's (migrations/environments.py)
+        "version_table_schema": hooks.get("version_table_schema"),
     }
 
     def apply(connection: Connection) -> list[str]:
@@ -98,6 +101,7 @@ def invoke(operations: Operations, upgrade_ops: UpgradeOps, batch: bool) -> None
         element = stack.pop(0)
         try:
             if batch and isinstance(element, ModifyTableOps) and any(needs_batch(op) for op in element.ops):
+                refuse_to_lose_triggers(operations, element.table_name)
                 with operations.batch_alter_table(element.table_name, schema=element.schema) as batch_operations:
                     for table_element in element.ops:
                         if needs_batch(table_element):
@@ -107,7 +111,7 @@ def invoke(operations: Operations, upgrade_ops: UpgradeOps, batch: bool) -> None
                 stack[:0] = element.ops
             elif not made_with_its_column(operations, element):
                 operations.invoke(element)
-        except DBAPIError as error:
+        except (DBAPIError, ValueError, NotImplementedError) as error:  # batch mode: "Constraint must have a name"
             what = ", ".join(described(op) for op in flattened(element))
             transactional = operations.get_context().impl.transactional_ddl
             left = "Nothing was applied." if transactional else "The operations before it stay applied."
@@ -133,6 +137,19 @@ def made_with_its_column(operations: Operations, op: MigrateOperation) -> bool:
     return any(
         key["constrained_columns"] == list(op.local_cols) and key["referred_table"] == op.referent_table for key in keys
     )
+
+
+def refuse_to_lose_triggers(operations: Operations, table: str) -> None:
+    """SQLite's batch mode rebuilds the table, and the triggers on it go with the old one."""
+    found = operations.get_bind().exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+    )
+    names = [row[0] for row in found]
+    if names:
+        raise CommandError(
+            f"changing {table} on SQLite rebuilds it, which would drop its triggers ({', '.join(names)}): "
+            "nothing was applied. Write a revision for it."
+        )
 
 
 def needs_batch(op: MigrateOperation) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import Any
 
 from alembic.autogenerate import rewriter
@@ -40,12 +41,12 @@ class AutogenerateOptions:
     first_columns: list[str] = field(default_factory=list)
     last_columns: list[str] = field(default_factory=list)
     if_exists: bool = False
-    version_tables: frozenset[str] = frozenset()  # every environment's (migrations/environments.py)
+    version_tables: Callable[[], frozenset[str]] = frozenset  # every environment's (migrations/environments.py)
 
     def include_object(self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and is_view(obj if not reflected else compare_to):
             return False  # a Table mapped onto a view
-        if type_ == "table" and reflected and name in self.version_tables:
+        if type_ == "table" and reflected and name in self.version_tables():
             return False  # another history's version table, in a database they share
         if self.keep_unknown_tables and type_ == "table" and reflected and compare_to is None:
             return False  # a table of the database's that the models do not have
@@ -119,5 +120,5 @@ def autogenerate_options(config: Config) -> AutogenerateOptions:
         first_columns=names("autogenerate_first_columns"),
         last_columns=names("autogenerate_last_columns"),
         if_exists=flag("autogenerate_if_exists"),
-        version_tables=all_version_tables(config),
+        version_tables=cache(partial(all_version_tables, config)),  # read when autogenerate asks
     )

@@ -13,8 +13,9 @@ in another; ``[DEFAULT]`` is shared) with its own:
   two histories in one database need two;
 - ``target_metadata``: its models;
 - its database: ``$<NAME>_DATABASE_URL`` (``AUDIT_DATABASE_URL`` for ``[audit]``), else the
-  section's own ``sqlalchemy.url``; a section without a URL of its own shares the main
-  database (``$DATABASE_URL``, else ``[DEFAULT]``'s URL).
+  section's ``sqlalchemy.url``, as ``$DATABASE_URL`` and ``[alembic]``'s are the main one's.
+  Never the main one's unless given: to share the main database, give its URL (two
+  histories in one database need two version tables).
 
 The migration suite (tests/test_migrations.py) walks every environment.
 """
@@ -32,33 +33,22 @@ MAIN = "alembic"
 DEFAULT_VERSION_TABLE = "alembic_version"
 
 
-def url_variables(config: Config) -> list[str]:
-    """The environment variables that give this environment's URL, first match wins, and
-    whether the section's own URL comes before the main one's: see the module's docstring."""
+def url_variable(config: Config) -> str:
+    """The environment variable that gives this environment's URL: ``DATABASE_URL`` for the
+    main one, ``<NAME>_DATABASE_URL`` for the section ``[name]``. Never another environment's:
+    a second history never falls back to the main database unless told to."""
     section = config.config_ini_section
     if section == MAIN:
-        return ["DATABASE_URL"]
-    own = f"{re.sub(r'[^A-Za-z0-9]', '_', section).upper()}_DATABASE_URL"
-    return [own] if has_own_url(config) else [own, "DATABASE_URL"]
-
-
-def has_own_url(config: Config) -> bool:
-    """Whether the environment's section sets a ``sqlalchemy.url`` of its own (not [DEFAULT]'s)."""
-    parser = config.file_config
-    section = config.config_ini_section
-    try:
-        own = parser.get(section, "sqlalchemy.url", raw=True, fallback=None)
-    except configparser.NoSectionError:
-        return False
-    return own is not None and own != parser.defaults().get("sqlalchemy.url")
+        return "DATABASE_URL"
+    return f"{re.sub(r'[^A-Za-z0-9]', '_', section).upper()}_DATABASE_URL"
 
 
 def version_table(config: Config) -> str:
     """The environment's version table: ``version_table`` in its section (or ``[tool.alembic]``),
-    or the app's env_hooks module's, else ``alembic_version``."""
+    else the app's env_hooks module's, else ``alembic_version``."""
     from migrations.settings import env_hooks  # settings imports this module
 
-    name = env_hooks(config).get("version_table") or config.get_alembic_option("version_table")
+    name = config.get_alembic_option("version_table") or env_hooks(config).get("version_table")
     name = name or DEFAULT_VERSION_TABLE
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise CommandError(f"version_table = {name!r}: expected a table name (letters, digits, _).")
@@ -82,12 +72,14 @@ def environments(alembic_ini: Path) -> list[str]:
 
 def all_version_tables(config: Config) -> frozenset[str]:
     """The version tables of every environment of ``config``'s alembic.ini (Alembic knows only
-    its own: autogenerate would drop another history's, in a database they share)."""
-    if not config.config_file_name:
-        return frozenset({version_table(config)})
-    toml = getattr(config, "toml_file_name", None)
-    named = [
-        version_table(Config(config.config_file_name, ini_section=name, toml_file=toml))
-        for name in environments(Path(config.config_file_name))
-    ]
-    return frozenset({version_table(config), *named})
+    its own: autogenerate would drop another history's, in a database they share). Another
+    section's is read as written there; one that cannot be read is left out (its own runs
+    say what is wrong with it)."""
+    tables = {version_table(config)}
+    if config.config_file_name:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(config.config_file_name)
+        for name in environments(Path(config.config_file_name)):
+            if name != config.config_ini_section:
+                tables.add(parser.get(name, "version_table", fallback=None) or DEFAULT_VERSION_TABLE)
+    return frozenset(tables)

@@ -70,7 +70,7 @@ def migration_failed(
         left = "Nothing of this run was applied."
     else:
         left = (
-            "The migrations before it are applied and recorded in alembic_version; "
+            "The migrations before it are applied and recorded in the version table; "
             "DDL it ran before failing may remain (this database cannot roll DDL back)."
         )
     return kind(f"{where} failed: {describe(error)}. {left}")

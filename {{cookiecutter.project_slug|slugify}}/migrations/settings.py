@@ -36,7 +36,7 @@ from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, MetaData, create_engine, event, make_url, pool
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from migrations.environments import url_variables
+from migrations.environments import url_variable
 from migrations.lock import gave_up
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet: imported only where an async URL is used
@@ -50,10 +50,10 @@ def database_url(config: Config) -> URL:
     given = config.attributes.get("database_url")
     if isinstance(given, URL):
         return given
-    variable = next((name for name in url_variables(config) if os.environ.get(name)), None)
+    variable = url_variable(config)  # DATABASE_URL, or another environment's own
     if given:
         raw, source = given, "the database URL given"
-    elif variable is not None:
+    elif os.environ.get(variable):
         raw, source = os.environ[variable], variable
     else:
         source = "sqlalchemy.url in alembic.ini"
@@ -64,7 +64,8 @@ def database_url(config: Config) -> URL:
                 f"{source}: write each % as %% in alembic.ini, or set the URL in DATABASE_URL instead."
             ) from None
     if not raw:
-        raise CommandError("No database URL: set DATABASE_URL or sqlalchemy.url in alembic.ini.")
+        where = "alembic.ini" if config.config_ini_section == "alembic" else f"alembic.ini's [{config.config_ini_section}]"
+        raise CommandError(f"No database URL: set {variable} or sqlalchemy.url in {where}.")
     return parse_url(raw, source)
 
 

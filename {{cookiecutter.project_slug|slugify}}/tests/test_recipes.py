@@ -221,8 +221,9 @@ def test_offline_sql_names_every_revision(server: URL, tmp_path: Path, history: 
 @pytest.fixture(scope="module")
 def bad_flag_run(server, tmp_path_factory) -> Iterator[subprocess.Popen]:
     """``alembic -x data=maybe upgrade heads`` as a user types it, started at the module's
-    first test and left to run beside the others (its start-up imports the application). Its
-    database is never created: the flag must fail before any connection."""
+    first test and left to run beside the others (Alembic's start-up; env.py checks the flag
+    before it imports the application). Its database is never created: the flag must fail
+    before any connection."""
     url = never_created(server, tmp_path_factory.mktemp("bad-flag"))
     env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
     process = subprocess.Popen(

@@ -77,8 +77,10 @@ class Ahead:
         self._drop_when_made(left)
         with self._lock:
             drops, self._drops = self._drops, []
-        wait(drops)
-        self._threads.shutdown(wait=True)
+        try:
+            wait(drops)
+        finally:
+            self._threads.shutdown(wait=True)
         errors = [future.exception() for future in drops if future.exception() is not None]
         if errors:
             raise errors[0]
@@ -90,7 +92,11 @@ class Ahead:
         if future is None:
             return None
         self._top_up(template)
-        return future.result()  # an error making it: the test that asked sees it
+        try:
+            return future.result()  # an error making it: the test that asked sees it
+        except BaseException:
+            self._drop_when_made([future])  # interrupted while it was made: dropped, not lost
+            raise
 
     def _top_up(self, template: str | None) -> None:
         with self._lock:

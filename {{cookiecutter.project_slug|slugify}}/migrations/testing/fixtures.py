@@ -186,8 +186,10 @@ class HeadTemplate:
         template = cls(server, folder, ahead)
         try:
             template.statements = build_at_head(template.url)
-        except Exception as error:  # one line, not a traceback through create_db.py
+        except BaseException as error:  # one line, not a traceback through create_db.py
             template.drop()
+            if not isinstance(error, Exception):  # Ctrl-C: after the drop, as it came
+                raise
             said = str(error) if isinstance(error, CommandError) else f"{type(error).__name__}: {describe(error)}"
             pytest.fail(f"create_db.py failed to build the tests' database at head: {said}", pytrace=False)
         if server.get_backend_name() not in ("sqlite", "postgresql"):
@@ -323,7 +325,7 @@ def head_template_first(request: pytest.FixtureRequest) -> None:
     create_all() would build them too), when any collected test needs it. Should the build
     fail, only the tests that need it fail, each with its one line."""
     if any("head_template" in item.fixturenames for item in request.session.items):
-        with suppress(BaseException):  # pytest keeps the failure for the tests that ask
+        with suppress(Exception, pytest.fail.Exception, pytest.skip.Exception):  # kept for the tests that ask
             request.getfixturevalue("head_template")
 
 
