@@ -8,8 +8,9 @@
 
 Creates every table of the target MetaData with ``create_all()``, then the views,
 functions and triggers declared on it (migrations/replaceable.py), and records the head
-revision in the version table (``alembic_version``, unless ``version_table`` says otherwise), in one transaction (the shared-connection recipe), so
-a new database never replays the whole history. A PostgreSQL or MariaDB database that
+revision in the version table (``alembic_version``, unless ``version_table`` says otherwise),
+in one transaction (the shared-connection recipe), so a new database never replays the
+whole history. A PostgreSQL or MariaDB database that
 does not exist yet is created first. The migration lock is held throughout.
 
 It refuses, changing nothing, a database that already has tables, views or a version

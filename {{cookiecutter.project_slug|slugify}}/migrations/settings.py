@@ -64,7 +64,8 @@ def database_url(config: Config) -> URL:
                 f"{source}: write each % as %% in alembic.ini, or set the URL in DATABASE_URL instead."
             ) from None
     if not raw:
-        where = "alembic.ini" if config.config_ini_section == "alembic" else f"alembic.ini's [{config.config_ini_section}]"
+        section = config.config_ini_section
+        where = "alembic.ini" if section == "alembic" else f"alembic.ini's [{section}]"
         raise CommandError(f"No database URL: set {variable} or sqlalchemy.url in {where}.")
     return parse_url(raw, source)
 
