@@ -56,6 +56,9 @@ def test_the_baked_projects_tests_pass_on_an_async_url(bake, database, tmp_path)
         output = run_suite(project, database, async_url(database, driver), env, args=("-p", "driver_census"))
         assert int(re.search(r"(\d+) passed", output).group(1)) >= 10
         connections = json.loads(census.read_text())
-        assert connections.get(driver, 0) >= 10, f"{driver}: {connections}"
+        # the stairway's, the walks' databases, upgrade head's, the recipes': more than the few the
+        # sync sqlite3 opens on SQLite (create_db() and the alembic command, by design)
+        assert connections.get(driver, 0) > connections.get("pysqlite", 0), f"{driver}: {connections}"
+        assert connections.get(driver, 0) >= 8, f"{driver}: {connections}"
         if database != "sqlite":
             assert set(connections) == {driver}, f"{driver}: {connections}"
