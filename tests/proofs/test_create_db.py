@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 
-from create_db import database_exists
+from migrations.build_cleanup import database_exists
 from migrations.settings import make_engine, server_url
 from migrations.testing.fixtures import project_config
 from migrations.testing.schema import leftovers, snapshot

@@ -29,7 +29,8 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL, Column, Connection, Engine, Integer, MetaData, Table, event, inspect, text
 
-from create_db import create_db, database_exists
+from create_db import create_db
+from migrations.build_cleanup import database_exists
 from migrations.lock import migration_lock
 from migrations.replaceable import View
 from migrations.settings import make_engine, server_url, target_metadata

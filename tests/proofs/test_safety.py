@@ -27,7 +27,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, inspect, make_url, text
 
-from create_db import database_exists
+from migrations.build_cleanup import database_exists
 from migrations.lock import migration_lock
 from migrations.settings import make_engine, server_url
 from migrations.testing.fixtures import project_config

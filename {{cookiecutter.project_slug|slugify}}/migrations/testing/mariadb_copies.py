@@ -17,7 +17,7 @@ import re
 from sqlalchemy import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
-from create_db import tables_with_rows
+from migrations.build_cleanup import tables_with_rows
 from migrations.testing.connections import connected
 
 Picture = dict[tuple[str, str], str]  # (kind, name) -> its SHOW CREATE statement
