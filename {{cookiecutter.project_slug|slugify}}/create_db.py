@@ -52,7 +52,7 @@ from migrations.build_cleanup import (
     finish_killed_build,
     objects_in_database,
 )
-from migrations.environments import version_table
+from migrations.environments import DEFAULT_VERSION_TABLE, version_table
 from migrations.failures import describe
 from migrations.history_objects import history_objects
 from migrations.lock import LockTimeout, lock_timeout, migration_lock
@@ -61,7 +61,6 @@ from migrations.settings import database_url, run_on_connection, target_metadata
 from migrations.stamp import history, one_head, stamp_head
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
-VERSION_TABLE = "alembic_version"
 
 
 # MariaDB: what a build will make, written before its first DDL and dropped with its stamp.
@@ -196,7 +195,7 @@ def require_revisions(config: Config) -> ScriptDirectory:
     return script
 
 
-def plan(metadata: MetaData, version: str = VERSION_TABLE) -> list[tuple[str, str]]:
+def plan(metadata: MetaData, version: str = DEFAULT_VERSION_TABLE) -> list[tuple[str, str]]:
     """(kind, name) of everything a build makes: tables, declared objects, the version table."""
     tables = [("table", table.fullname) for table in tables_of(metadata)]
     objects = [(obj.kind.label, base_name(obj.name)) for obj in declared_objects(metadata)]
@@ -209,7 +208,7 @@ def tables_of(metadata: MetaData) -> list[Table]:
     return [table for table in metadata.sorted_tables if not is_view(table)]
 
 
-def summary(planned: list[tuple[str, str]], version: str = VERSION_TABLE) -> str:
+def summary(planned: list[tuple[str, str]], version: str) -> str:
     """Counts, not names (a big schema has hundreds): "1 table, 1 view, 1 function"."""
     counts = Counter(kind for kind, name in planned if name != version)
     order = ["table", "view", "materialized view", "function", "procedure", "trigger"]
@@ -220,7 +219,7 @@ def summary(planned: list[tuple[str, str]], version: str = VERSION_TABLE) -> str
 # --- Refusing: before anything is built -------------------------------------------------
 
 
-def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData, version: str = VERSION_TABLE) -> bool:
+def refuse_if_not_empty(connection: Connection, url: URL, metadata: MetaData, version: str) -> bool:
     """Refuse, changing nothing, a database with tables or views, or on MariaDB a routine
     the build would create (its undo must only ever meet what the build made). An empty
     version table is no obstacle (a database downgraded to base): True when there is one."""

@@ -12,7 +12,6 @@ from migrations.failures import describe
 from migrations.replaceable import execute
 from migrations.settings import run_on_connection, server_url
 
-VERSION_TABLE = "alembic_version"
 NON_TRANSACTIONAL_DDL = ("mysql", "mariadb")  # MariaDB/MySQL commit each DDL statement
 
 IN_PROGRESS = Table(
@@ -42,7 +41,7 @@ def objects_in_database(connection: Connection) -> list[tuple[str, str]]:
     return [(kind, name) for kind, name in connection.execute(text(MARIADB_OBJECTS))]
 
 
-def finish_killed_build(connection: Connection, url: URL, version: str = VERSION_TABLE) -> str | None:
+def finish_killed_build(connection: Connection, url: URL, version: str) -> str | None:
     """MariaDB: the marker of a build that was killed (or whose undo failed) is here. Its
     leftovers are its own: remove them, then build as usual (None); or if it got as far as
     its stamp, just remove the marker (and say so)."""

@@ -58,8 +58,16 @@ def version_table(config: Config) -> str:
 def environments(alembic_ini: Path) -> list[str]:
     """The environments of the project: ``alembic`` first, then each other section of
     ``alembic_ini`` that sets a ``script_location`` of its own."""
+    return _environments(_read(alembic_ini))
+
+
+def _read(alembic_ini: Path | str) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(alembic_ini)
+    return parser
+
+
+def _environments(parser: configparser.ConfigParser) -> list[str]:
     others = [
         name
         for name in parser.sections()
@@ -77,9 +85,8 @@ def all_version_tables(config: Config) -> frozenset[str]:
     say what is wrong with it)."""
     tables = {version_table(config)}
     if config.config_file_name:
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.read(config.config_file_name)
-        for name in environments(Path(config.config_file_name)):
+        parser = _read(config.config_file_name)  # read once, for every section
+        for name in _environments(parser):
             if name != config.config_ini_section:
                 tables.add(parser.get(name, "version_table", fallback=None) or DEFAULT_VERSION_TABLE)
     return frozenset(tables)

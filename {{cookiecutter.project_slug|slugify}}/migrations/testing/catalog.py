@@ -22,22 +22,20 @@ from alembic.util import CommandError
 from sqlalchemy import Connection
 
 from migrations.declared import TEMPORARY, fold, normalise_pg
-
-VERSION_TABLE = "alembic_version"  # the main environment's, unless it says otherwise
+from migrations.environments import DEFAULT_VERSION_TABLE, all_version_tables
 
 
 @cache
 def version_tables() -> frozenset[str]:
     """Every environment's version table (migrations/environments.py): Alembic's bookkeeping,
     left out of the schema picture and the row counts."""
-    from migrations.environments import environments, version_table
-    from migrations.testing.head_build import ALEMBIC_INI, project_config
+    from migrations.testing.head_build import project_config
 
     try:
-        named = {version_table(project_config(name=name)) for name in environments(ALEMBIC_INI)}
+        named = all_version_tables(project_config())
     except CommandError:  # env.py says what is wrong with the settings, where they are used
-        named = set()
-    return frozenset({VERSION_TABLE, *named})
+        named = frozenset()
+    return frozenset({DEFAULT_VERSION_TABLE, *named})
 
 
 # Rows (kind, table, name, detail: a JSON array), all in one JSON text, sorted.
