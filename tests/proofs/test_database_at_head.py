@@ -1,10 +1,14 @@
 """A fresh database at head per test (migrations/testing/fixtures.py's ``database_at_head``):
 each copy is what ``python create_db.py`` builds; on MariaDB a copy its test is done with
-is used again only when it is as good as new. And create_db() called again in one process
-(migrations/stamp.py keeps the history loaded) sees revisions added or removed in between."""
+is used again only when it is as good as new; a test that only reads gets the session's
+build itself, and on PostgreSQL no copy of it is under way meanwhile. The databases made
+ahead (migrations/testing/ahead.py) are there for the tests counted, even when others take
+some first. And create_db() called again in one process (migrations/stamp.py keeps the
+history loaded) sees revisions added or removed in between."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,8 +17,9 @@ from alembic.config import Config
 from sqlalchemy import URL, text
 
 from create_db import create_db
-from migrations.settings import make_engine
-from migrations.testing.fixtures import Databases, HeadTemplate, project_config
+from migrations.settings import make_engine, server_url
+from migrations.testing.ahead import Ahead
+from migrations.testing.fixtures import Databases, HeadTemplate, create_database, drop_database, project_config
 from migrations.testing.schema import snapshot
 from proofs.helpers import run_in_project
 
@@ -44,6 +49,60 @@ def test_database_at_head_gives_each_test_a_copy_of_its_own(database_at_head, ne
         connection.exec_driver_sql("CREATE TABLE probe_own (id INTEGER PRIMARY KEY)")
     engine.dispose()
     assert "probe_own" in picture(first)[0]["tables"] and "probe_own" not in picture(second)[0]["tables"]
+
+
+def test_a_test_that_only_reads_gets_the_build_itself(database_at_head_read_only, database_at_head, head_template):
+    assert database_at_head_read_only == head_template.url != database_at_head
+    assert picture(database_at_head_read_only) == picture(database_at_head)
+
+
+def test_made_ahead_a_database_taken_beyond_the_count_is_made_again_and_none_is_copied_while_held(server, dialect):
+    if dialect != "postgresql":
+        pytest.skip("databases are made ahead on PostgreSQL only (elsewhere one costs milliseconds)")
+    made: list[URL] = []
+    held = threading.Event()
+    copied_while_held: list[str] = []
+
+    def create(template: str | None) -> URL:
+        if template is not None and held.is_set():  # begun while someone may be connected to it
+            copied_while_held.append(template)
+        url = create_database(server, template)
+        made.append(url)
+        return url
+
+    ahead = Ahead(create, drop_database, empties=1, copies=3)
+    try:
+        extra = ahead.empty(counted=False)  # a second walk's, say: one more is made in its place
+        counted = ahead.empty()
+        assert extra is not None and counted is not None and extra != counted
+        assert ahead.empty(counted=False) is None  # none left: its caller makes one then
+        template = counted.database  # an empty database serves as a template here
+        ahead.copies_of(template)  # two begun at once
+        with ahead.holding(template):  # waits for them
+            held.set()
+            first = ahead.copy(template)  # one made: no other is begun in its place meanwhile
+            engine = make_engine(counted)
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_sleep(0.5)"))
+            engine.dispose()
+            held.clear()
+        copies = [first, ahead.copy(template), ahead.copy(template)]
+        assert copied_while_held == [] and None not in copies and len(set(copies)) == 3
+        ahead.stop_copies(template)
+        ahead.drop([extra, counted, *copies])
+    finally:
+        ahead.close()
+    assert not any(exists(server, url.database) for url in made)
+
+
+def exists(server: URL, database: str) -> bool:
+    engine = make_engine(server_url(server))
+    try:
+        with engine.connect() as connection:
+            found = "SELECT count(*) FROM pg_database WHERE datname = :name"
+            return connection.execute(text(found), {"name": database}).scalar() == 1
+    finally:
+        engine.dispose()
 
 
 def test_a_mariadb_copy_is_used_again_only_when_as_good_as_new(head_template: HeadTemplate, tmp_path, dialect):

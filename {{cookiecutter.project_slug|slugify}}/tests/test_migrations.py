@@ -144,7 +144,7 @@ def at_head(walked: Walked, databases: Databases, script: ScriptDirectory, envir
     it got there soundly (see ``walk_the_stairway``), else one upgraded now."""
     if walked.at_head is not None:
         return walked.at_head
-    url = databases.new()
+    url = databases.new(counted=False)
     try:
         with migrator_on(url, script, environment) as migrator:
             migrator.upgrade("heads")
@@ -172,7 +172,7 @@ def walk_the_stairway(
 
     @contextmanager
     def fresh() -> Iterator[Migrator]:
-        used.append(databases.new())
+        used.append(databases.new(counted=walked is not None and not used))  # the first walk's first
         with migrator_on(used[-1], script, environment, data) as migrator:
             yield migrator
 
@@ -255,13 +255,13 @@ def every_row_count(url: URL) -> dict[str, int]:
 
 
 @pytest.fixture
-def create_db_built(environment: str, databases: Databases, database_at_head: URL) -> URL:
-    """What create_db.py builds: of the main environment, a copy of the session's build
-    (migrations/testing/fixtures.py, ``database_at_head``); of another, ``python create_db.py
-    --name <section>`` run now on a new database, as users run it."""
+def create_db_built(environment: str, databases: Databases, database_at_head_read_only: URL) -> URL:
+    """What create_db.py builds: of the main environment, the session's build itself, read
+    only (migrations/testing/fixtures.py, ``database_at_head_read_only``); of another,
+    ``python create_db.py --name <section>`` run now on a new database, as users run it."""
     if environment == MAIN:
-        return database_at_head
-    url = databases.new()
+        return database_at_head_read_only
+    url = databases.new(counted=False)
     config = project_config(name=environment)
     env = {**os.environ, url_variable(config): url.render_as_string(hide_password=False)}
     command = [sys.executable, "create_db.py", "--name", environment]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 from sqlalchemy import URL
 
@@ -38,10 +39,16 @@ class Ahead:
         self._made: dict[str | None, deque[Future[URL]]] = {None: deque()}
         self._copies = copies
         self._drops: list[Future[None]] = []
+        self._held: set[str] = set()  # templates someone is connected to: no copy begun
         self._top_up(None)
 
-    def empty(self) -> URL | None:
-        """An empty database made ahead (its caller drops it), or None: make one now."""
+    def empty(self, counted: bool = True) -> URL | None:
+        """An empty database made ahead (its caller drops it), or None: make one now.
+        ``counted=False``: one the session's count left out; if it takes one made for a test
+        that was counted, one more is made in its place."""
+        with self._lock:
+            if not counted and self._made[None]:
+                self._wanted[None] += 1
         return self._take(None)
 
     def copy(self, template: str) -> URL | None:
@@ -54,6 +61,21 @@ class Ahead:
         with self._lock:
             self._wanted[template], self._made[template] = self._copies, deque()
         self._top_up(template)
+
+    @contextmanager
+    def holding(self, template: str) -> Iterator[None]:
+        """Within it, no copy of ``template`` is under way (those begun are waited for, no
+        other is begun), so that one may connect to it."""
+        with self._lock:
+            self._held.add(template)
+            under_way = [future for future in self._made.get(template, ()) if not future.done()]
+        wait(under_way)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.discard(template)
+            self._top_up(template)
 
     def stop_copies(self, template: str) -> None:
         """Before the template is dropped: no more copies (those under way are waited for);
@@ -100,7 +122,7 @@ class Ahead:
 
     def _top_up(self, template: str | None) -> None:
         with self._lock:
-            made = self._made.get(template)
+            made = None if template in self._held else self._made.get(template)
             while made is not None and len(made) < WAITING and self._wanted.get(template, 0) > 0:
                 self._wanted[template] -= 1
                 made.append(self._threads.submit(self._create, template))

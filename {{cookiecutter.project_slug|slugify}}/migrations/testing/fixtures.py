@@ -32,7 +32,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,7 @@ from migrations.testing.head_build import (  # noqa: F401  the fixtures' API too
     Statement,
     alembic_config_for,
     build_at_head,
+    import_for_build,
     project_config,
 )
 from migrations.testing.mariadb_copies import Original
@@ -97,8 +98,10 @@ class Databases:
         self.created: list[URL] = []
         self.lent: list[tuple[HeadTemplate, URL]] = []
 
-    def new(self) -> URL:
-        url = (self.ahead.empty() if self.ahead else None) or self._create()
+    def new(self, counted: bool = True) -> URL:
+        """An empty database. ``counted=False``: one that ``databases_ahead`` did not count
+        (a second walk...); Ahead then makes one more, for the tests it counted."""
+        url = (self.ahead.empty(counted) if self.ahead else None) or self._create()
         if self.server.get_backend_name() != "sqlite":  # SQLite: a file in folder, gone with it
             self.created.append(url)
         return url
@@ -166,9 +169,10 @@ def drop_database(url: URL) -> None:
 
 
 class HeadTemplate:
-    """The database create_db() built at head, once, for ``Databases.copy_of`` to copy; no
-    test ever gets it, no one connects to it once built (PostgreSQL copies it meanwhile). On
-    MariaDB it also keeps the statements that built it, to replay.
+    """The database create_db() built at head, once, for ``Databases.copy_of`` to copy; tests
+    that only read it get it itself (``database_at_head_read_only``), and PostgreSQL makes no
+    copy of it while they are connected. On MariaDB it also keeps the statements that built
+    it, to replay.
 
     It is built in the test process before anything in it has imported a revision: a revision
     module may attach things to the models' MetaData when it is imported (see ``build_at_head``
@@ -183,6 +187,7 @@ class HeadTemplate:
 
     @classmethod
     def build(cls, server: URL, folder: Path, ahead: Ahead | None = None) -> HeadTemplate:
+        import_for_build()  # on PostgreSQL while Ahead makes the database
         template = cls(server, folder, ahead)
         try:
             template.statements = build_at_head(template.url)
@@ -250,22 +255,30 @@ def dialect(server: URL) -> str:
 @pytest.fixture(scope="session")
 def databases_ahead(server: URL, request: pytest.FixtureRequest) -> Iterator[Ahead | None]:
     """On PostgreSQL, the session's databases made ahead and dropped behind (see ahead.py):
-    an empty one for each test that asks for ``new_database`` (``database_url``...), for each
-    migration suite's first walk (its ``databases``; a walk past a fault may ask for more),
-    and for the database at head; a copy for each test that asks for ``new_database_at_head``
-    (``database_at_head``). What is asked for beyond that is made then. Elsewhere None: made
-    when asked for (a SQLite file, a MariaDB database: milliseconds)."""
+    an empty one for each test that asks for ``new_database`` (``database_url``...), for the
+    first walk of each migration suite and environment (its ``databases``), and for the
+    database at head; a copy for each test that asks for ``new_database_at_head``
+    (``database_at_head``). A database asked for beyond that (a walk past a fault...) takes
+    one made ahead, and one more is made in its place; or, when none is waiting, one is made
+    then. Elsewhere None: made when asked for (a SQLite file, a MariaDB database:
+    milliseconds)."""
     if server.get_backend_name() != "postgresql":
         yield None
         return
     items = request.session.items
     empties = sum("new_database" in item.fixturenames for item in items)
-    empties += len({item.path for item in items if "databases" in item.fixturenames})  # each suite's first walk
+    empties += len({(item.path, environment(item)) for item in items if "databases" in item.fixturenames})
     empties += any("head_template" in item.fixturenames for item in items)  # the template itself
     copies = sum("new_database_at_head" in item.fixturenames for item in items)
     ahead = Ahead(partial(create_database, server), drop_database, empties, copies)
     yield ahead
     ahead.close()
+
+
+def environment(item: pytest.Item) -> str | None:
+    """The environment a test of tests/test_migrations.py runs for, when it runs for several."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("environment") if callspec else None
 
 
 @pytest.fixture
@@ -337,6 +350,15 @@ def new_database_at_head(
     databases = Databases(head_template.databases.server, tmp_path, databases_ahead)
     yield lambda: databases.copy_of(head_template)
     databases.drop_all()
+
+
+@pytest.fixture
+def database_at_head_read_only(head_template: HeadTemplate, databases_ahead: Ahead | None) -> Iterator[URL]:
+    """The session's database at head itself, for a test that only reads it: no copy is
+    made for it (on PostgreSQL, none is under way meanwhile: one cannot be made of a
+    database anyone is connected to). A test that changes it changes every later copy."""
+    with databases_ahead.holding(head_template.url.database) if databases_ahead else nullcontext():
+        yield head_template.url
 
 
 @pytest.fixture

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
 from sqlalchemy import URL, Engine, event
+
+from migrations.settings import target_metadata
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -34,6 +37,16 @@ class Statement:
     parameters: Any
     many: bool
     no_parameters: bool
+
+
+def import_for_build() -> None:
+    """Import what build_at_head() runs, create_db.py and the models (no revision), so that
+    it can be done while the database to build is made (a model module may take a few
+    hundred milliseconds to import). An error is left for build_at_head() to raise again."""
+    with suppress(Exception):
+        from create_db import create_db  # noqa: F401  (beside alembic.ini, on the tests' path)
+
+        target_metadata(project_config())
 
 
 def build_at_head(url: URL) -> list[Statement]:
