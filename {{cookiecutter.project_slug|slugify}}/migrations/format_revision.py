@@ -18,7 +18,7 @@ def main(paths: list[str]) -> int:
     if importlib.util.find_spec("ruff") is None:
         print("ruff is not installed: the new revision is left unformatted.", file=sys.stderr)
         return 0
-    ruff = [sys.executable, "-m", "ruff"]
+    ruff = ruff_command()
     subprocess.run([*ruff, "check", "--no-cache", "--fix-only", "--quiet", "--exit-zero", *paths], check=False)
     subprocess.run([*ruff, "format", "--no-cache", "--quiet", *paths], check=False)
     # What is left: errors only (F: names, imports, syntax), not the project's style rules.
@@ -32,6 +32,16 @@ def main(paths: list[str]) -> int:
         print("ruff found what it cannot fix in the new revision (fix it before you upgrade):", file=sys.stderr)
         print(left.stdout.rstrip(), file=sys.stderr)
     return 0
+
+
+def ruff_command() -> list[str]:
+    """ruff's own binary, as ``python -m ruff`` finds it, without a Python start-up per run."""
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        return [find_ruff_bin()]
+    except (ImportError, FileNotFoundError):
+        return [sys.executable, "-m", "ruff"]
 
 
 if __name__ == "__main__":
