@@ -5,11 +5,13 @@ Each cookbook recipe is one named block below:
   recipe 3  sharing a connection            config.attributes["connection"]
   recipe 4  replaceable objects             op.create_view ... (migrations/replaceable.py)
   recipe 5  no empty migrations             process_revision_directives
+And from the living cookbook: one tenant's schema per run, -x tenant=acme (migrations/tenants.py).
 Recipe 1, an up-to-date database from scratch, is create_db.py beside alembic.ini.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from logging.config import fileConfig
 
 from alembic import context
@@ -39,6 +41,7 @@ from migrations.settings import (
     transactional_sqlite,
 )
 from migrations.settings import target_metadata as import_target_metadata
+from migrations.tenants import in_tenant, lock_name, offline_preamble, refuse_sqlite, tenant
 
 config = context.config
 
@@ -50,6 +53,8 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 # Recipe 2: a bad `-x data=...` is an error here, first: before the models are imported,
 # a connection is made or any DDL runs.
 data_enabled()
+
+TENANT = tenant(config)  # -x tenant=acme: one tenant's schema (migrations/tenants.py)
 
 # The models' MetaData, for autogenerate: `target_metadata = module:attribute` in alembic.ini.
 target_metadata = import_target_metadata(config)
@@ -146,7 +151,8 @@ def configure_options(dialect_name: str, transactional_ddl: bool | None = None) 
         "version_table": version_table(config),
     }
     both = {name: chained(name, ours[name]) for name in CHAINED_HOOKS if name in app_hooks}
-    return {**ours, **app_hooks, **both}
+    tenants = {"version_table_schema": TENANT} if TENANT else {}  # the version table lives with the tenant
+    return {**ours, **app_hooks, **both, **tenants}
 
 
 def chained(name: str, ours):
@@ -168,6 +174,8 @@ def chained(name: str, ours):
 def run_migrations_offline() -> None:
     """`alembic upgrade --sql`: write the SQL out instead of running it."""
     url = database_url(config)
+    if TENANT:
+        refuse_sqlite(url.get_backend_name())
     context.configure(
         url=url,
         literal_binds=True,
@@ -176,6 +184,8 @@ def run_migrations_offline() -> None:
     )
     refuse_irreversible_downgrade(context.get_context())
     with context.begin_transaction():
+        if TENANT:
+            context.execute(offline_preamble(url.get_backend_name(), TENANT))
         context.run_migrations()
 
 
@@ -187,25 +197,27 @@ def run_migrations_offline() -> None:
 # caller's run_sync (see README). Otherwise we make our own, async for an async URL.
 def run_migrations_online() -> None:
     shared = config.attributes.get("connection")
+    if shared is not None and not (isinstance(shared, (Connection, Engine)) or is_async_connectable(shared)):
+        raise CommandError(  # no fallback
+            f'config.attributes["connection"] is a {type(shared).__name__}: give a Connection or an Engine.'
+        )
+    if TENANT:  # before connecting: SQLite would make its file
+        refuse_sqlite(shared.dialect.name if shared is not None else database_url(config).get_backend_name())
     if isinstance(shared, Connection):
         run_migrations(shared)
         return
-    if shared is not None and not (isinstance(shared, Engine) or is_async_connectable(shared)):  # no fallback
-        raise CommandError(
-            f'config.attributes["connection"] is a {type(shared).__name__}: give a Connection or an Engine.'
-        )
     run_on_connection(shared if shared is not None else database_url(config), run_migrations, cannot_connect)
 
 
 def run_migrations(connection: Connection) -> None:
     transactional = transactional_sqlite(connection) if connection.dialect.name == "sqlite" else None
-    with sqlite_legacy_rename(connection):  # SQLite's batch mode, with views on the table
+    with sqlite_legacy_rename(connection), in_tenant(connection, TENANT) if TENANT else nullcontext():
         run_migrations_locked(connection, transactional)
 
 
 def run_migrations_locked(connection: Connection, transactional: bool | None) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
-    with migration_lock(connection, lock_timeout(config), version_table(config)):
+    with migration_lock(connection, lock_timeout(config), lock_name(TENANT, version_table(config))):
         callers_transaction = connection.in_transaction()
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
         refuse_irreversible_downgrade(context.get_context())  # before any DDL

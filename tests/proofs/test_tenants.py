@@ -1,0 +1,161 @@
+"""One tenant per run (migrations/tenants.py, the living cookbook's schema-level multi
+tenancy): ``alembic -x tenant=...`` works in that tenant only (a PostgreSQL schema, a
+MariaDB database), keeps its version table there, locks that tenant only, gives a shared
+connection back as it was, and refuses a bad or unknown tenant in one line, touching nothing.
+SQLite refuses tenants in one line, before its file is made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import URL, inspect, text
+
+from migrations.lock import migration_lock
+from migrations.settings import make_engine
+from migrations.tenants import lock_name
+from migrations.testing.fixtures import alembic_config_for
+from proofs.helpers import alembic_cli, drop_database, run_in_project
+from proofs.test_stairway import HEAD
+
+TABLES = ["alembic_version", "customer"]  # and the view customer_view: inspect() lists it apart
+
+
+def make_tenant(url: URL, name: str) -> URL | None:
+    """The tenant ``name`` beside the test's database: a schema in it (PostgreSQL), or a
+    database of its own (MariaDB: returned, for the test to drop)."""
+    engine = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"CREATE SCHEMA {name}")
+            made = None
+        else:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+            made = url.set(database=name)
+    engine.dispose()
+    return made
+
+
+@pytest.fixture
+def tenants(database_url: URL, dialect: str) -> Iterator[list[str]]:
+    """Two tenants, acme and globex, named after the test's database (MariaDB's are databases
+    of the server, dropped after the test)."""
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no schemas: test_sqlite_refuses_tenants_in_one_line")
+    names = [f"{database_url.database}_acme", f"{database_url.database}_globex"]
+    made = [make_tenant(database_url, name) for name in names]
+    yield names
+    for url in made:
+        if url is not None:
+            drop_database(url)
+
+
+def tables_in(url: URL, schema: str | None) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return sorted(inspect(connection).get_table_names(schema=schema))
+    finally:
+        engine.dispose()
+
+
+def version_in(url: URL, schema: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(f"SELECT version_num FROM {schema}.alembic_version")).scalars().all()
+    finally:
+        engine.dispose()
+
+
+def test_each_tenant_is_migrated_in_its_own_schema_with_its_own_version_table(
+    database_url: URL, tenants: list[str], project_copy: Path
+):
+    acme, globex = tenants
+    result = alembic_cli(database_url, "-x", f"tenant={acme}", "upgrade", "head", cwd=project_copy)
+    assert result.returncode == 0, result.stderr
+    assert tables_in(database_url, acme) == TABLES and version_in(database_url, acme) == [HEAD]
+    assert tables_in(database_url, globex) == [] and tables_in(database_url, None) == []  # nothing elsewhere
+    for args in (["check"], ["revision", "--autogenerate", "-m", "nothing"]):  # compared with acme's schema
+        result = alembic_cli(database_url, "-x", f"tenant={acme}", *args, cwd=project_copy)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "no revision file written" in result.stdout + result.stderr
+    result = alembic_cli(database_url, "-x", f"tenant={globex}", "current", cwd=project_copy)
+    assert result.returncode == 0 and HEAD not in result.stdout
+    result = alembic_cli(database_url, "-x", f"tenant={acme}", "downgrade", "base", cwd=project_copy)
+    assert result.returncode == 0, result.stderr
+    assert tables_in(database_url, acme) == ["alembic_version"] and version_in(database_url, acme) == []
+
+
+def test_offline_sql_for_a_tenant_works_in_it(database_url: URL, tenants: list[str], dialect: str):
+    acme = tenants[0]
+    result = alembic_cli(database_url, "-x", f"tenant={acme}", "upgrade", "head", "--sql")
+    assert result.returncode == 0, result.stderr
+    switch = f'SET search_path TO "{acme}";' if dialect == "postgresql" else f"USE `{acme}`;"
+    lines = result.stdout.splitlines()
+    assert switch in lines and lines.index(switch) < min(i for i, line in enumerate(lines) if "CREATE TABLE" in line)
+    assert f"CREATE TABLE {acme}.alembic_version" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["a;b", "Acme", "x" * 200, "1st"])
+def test_a_name_that_is_not_a_tenant_name_is_one_line_and_touches_nothing(database_url: URL, name: str, tmp_path):
+    sqlite = database_url.get_backend_name() == "sqlite"
+    url = database_url.set(database=str(tmp_path / "never.db")) if sqlite else database_url
+    result = alembic_cli(url, "-x", f"tenant={name}", "upgrade", "head")
+    said = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0 and said[-1].startswith("FAILED: tenant ") and "Traceback" not in result.stderr
+    assert "is not a tenant name" in said[-1] and len(said[-1]) < 200
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_an_unknown_tenant_is_one_line_and_touches_nothing(database_url: URL, tenants: list[str]):
+    result = alembic_cli(database_url, "-x", "tenant=nobody_here", "upgrade", "head")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (result.stdout + result.stderr).strip().splitlines()[-1].startswith("FAILED: tenant 'nobody_here': no ")
+    assert tables_in(database_url, None) == [] and all(tables_in(database_url, name) == [] for name in tenants)
+
+
+def test_the_migration_lock_is_per_tenant(database_url: URL, tenants: list[str]):
+    acme, globex = tenants
+    engine = make_engine(database_url)
+    with engine.connect() as holder, migration_lock(holder, 1, lock_name(acme, "alembic_version")):
+        other = alembic_cli(database_url, "-x", f"tenant={globex}", "upgrade", "head")
+        arguments = ["-m", "alembic", "-x", f"tenant={acme}", "upgrade", "head"]
+        waiting = run_in_project(database_url, *arguments, MIGRATION_LOCK_TIMEOUT="1")
+    engine.dispose()
+    assert other.returncode == 0, other.stderr
+    assert waiting.returncode != 0 and "waiting for the migration lock" in waiting.stdout + waiting.stderr
+    assert tables_in(database_url, acme) == [] and tables_in(database_url, globex) == TABLES
+
+
+def test_a_shared_connection_is_given_back_as_it_was(database_url: URL, tenants: list[str], dialect: str):
+    """Recipe 3 with a tenant: the application's own connection (a sign-up that migrates the
+    new tenant) works in the tenant for the run, and afterwards in what it had before."""
+    acme = tenants[0]
+    engine = make_engine(database_url)
+    where = "SELECT current_setting('search_path')" if dialect == "postgresql" else "SELECT DATABASE()"
+    with engine.connect() as connection:
+        before = connection.execute(text(where)).scalar_one(), connection.dialect.default_schema_name
+        connection.commit()
+        config = alembic_config_for(database_url)
+        config.attributes["connection"] = connection
+        config.attributes["tenant"] = acme
+        command.upgrade(config, "head")
+        after = connection.execute(text(where)).scalar_one(), connection.dialect.default_schema_name
+        connection.commit()
+    engine.dispose()
+    assert after == before
+    assert tables_in(database_url, acme) == TABLES and tables_in(database_url, None) == []
+
+
+def test_sqlite_refuses_tenants_in_one_line(database_url: URL, dialect: str, tmp_path):
+    if dialect != "sqlite":
+        pytest.skip("SQLite's refusal")
+    never = database_url.set(database=str(tmp_path / "never.db"))
+    for extra in ([], ["--sql"]):
+        result = alembic_cli(never, "-x", "tenant=acme", "upgrade", "head", *extra)
+        said = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode != 0 and said == [said[-1]] and "SQLite has no schemas" in said[-1]
+    assert not (tmp_path / "never.db").exists()

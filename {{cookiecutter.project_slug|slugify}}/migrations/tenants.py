@@ -1,0 +1,123 @@
+"""The living cookbook's "Rudimental Schema-Level Multi Tenancy": one history, run against
+one tenant at a time.
+
+A tenant is a PostgreSQL schema, or a MariaDB/MySQL database, on the configured server:
+
+- on the command line: ``alembic -x tenant=acme upgrade head`` (``downgrade``, ``current``,
+  ``check``, ``revision --autogenerate``, ``--sql`` alike);
+- from Python: ``config.attributes["tenant"] = "acme"`` before ``command.upgrade(config, ...)``.
+
+For the run, the connection works in the tenant (PostgreSQL: ``search_path``; MariaDB:
+``USE``), reflection takes it for the default schema (the cookbook's workaround), and the
+version table lives in it; afterwards the connection gets back what it had (a shared
+connection is the caller's). Each tenant has its own migration lock: two runs on one tenant
+wait for each other, runs on different tenants do not. The tenant must exist (an unknown
+one is a one-line error): ``CREATE SCHEMA acme`` (PostgreSQL) or ``CREATE DATABASE acme``
+(MariaDB), then ``alembic -x tenant=acme upgrade head``. SQLite has no schemas: give each
+tenant a database file of its own, as its URL.
+
+As the recipe says, the models' tables name no schema, and ``include_schemas`` stays off;
+autogenerate against one tenant, then upgrade every tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from alembic import context
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+# Lower case only: PostgreSQL folds unquoted names, and MariaDB's database names may or may
+# not be case-sensitive: "Acme" and "acme" must never be two tenants.
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def tenant(config: Config) -> str | None:
+    """This run's tenant (``-x tenant=...``, else ``config.attributes["tenant"]``), or None."""
+    option = context.get_x_argument(as_dictionary=True).get("tenant")
+    value = option if option is not None else config.attributes.get("tenant")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        shown = value if isinstance(value, str) and len(value) <= 70 else f"{str(value)[:60]}..."
+        raise CommandError(
+            f"tenant {shown!r} is not a tenant name: lower-case letters, digits and _, "
+            "at most 63, not starting with a digit (e.g. -x tenant=acme)."
+        )
+    return value
+
+
+def lock_name(name: str | None, version_table: str) -> str:
+    """What the migration lock is keyed on (migrations/lock.py): a tenant's own."""
+    return f"{name}.{version_table}" if name else version_table
+
+
+def offline_preamble(dialect_name: str, name: str) -> str:
+    """``--sql``: the statement that makes the script work in the tenant."""
+    quoted = f'"{name}"' if dialect_name == "postgresql" else f"`{name}`"  # NAME: no quote in it
+    return f"SET search_path TO {quoted}" if dialect_name == "postgresql" else f"USE {quoted}"
+
+
+def refuse_sqlite(dialect_name: str) -> None:
+    if dialect_name == "sqlite":
+        raise CommandError(
+            "-x tenant: SQLite has no schemas to hold tenants; give each tenant a database file "
+            "of its own (DATABASE_URL=sqlite:///tenants/acme.db) instead."
+        )
+
+
+@contextmanager
+def in_tenant(connection: Connection, name: str) -> Iterator[None]:
+    """Work in the tenant on ``connection`` for the block, then put the connection back."""
+    dialect = connection.dialect
+    refuse_sqlite(dialect.name)
+    external = connection.in_transaction()  # the caller's: it commits, not us
+    postgresql = dialect.name == "postgresql"
+    if postgresql:
+        found = "SELECT count(*) FROM pg_namespace WHERE nspname = :name"
+        before = connection.execute(text("SELECT current_setting('search_path')")).scalar_one()
+    else:
+        found = "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name"
+        before = connection.execute(text("SELECT DATABASE()")).scalar_one()
+    exists = connection.execute(text(found), {"name": name}).scalar_one()
+    if not external:
+        connection.commit()
+    if not exists:
+        what, make = ("schema", "CREATE SCHEMA") if postgresql else ("database", "CREATE DATABASE")
+        raise CommandError(f"tenant {name!r}: no {what} of that name on this server ({make} {name} first).")
+    quoted = dialect.identifier_preparer.quote_identifier(name)
+    switch(connection, f"SET search_path TO {quoted}" if postgresql else f"USE {quoted}", external)
+    default_schema = dialect.default_schema_name
+    dialect.default_schema_name = name  # reflection without a schema: the tenant's (the cookbook's workaround)
+    try:
+        yield
+    except BaseException:
+        with suppress(DBAPIError):  # a failed transaction refuses statements until it ends
+            put_back(connection, before, external)
+        raise
+    else:
+        put_back(connection, before, external)
+    finally:
+        dialect.default_schema_name = default_schema
+
+
+def switch(connection: Connection, statement: str, external: bool) -> None:
+    connection.exec_driver_sql(statement)
+    if not external:
+        connection.commit()
+
+
+def put_back(connection: Connection, before: str | None, external: bool) -> None:
+    if connection.closed or connection.invalidated:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT set_config('search_path', :path, false)"), {"path": before})
+        if not external:
+            connection.commit()
+    elif before is not None:  # a URL without a database: nothing to go back to
+        switch(connection, f"USE {connection.dialect.identifier_preparer.quote_identifier(before)}", external)
