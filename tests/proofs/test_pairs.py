@@ -266,11 +266,6 @@ def test_at_head_for_a_second_environment_reads_its_own_version_table(project_co
     assert done.returncode == 0 and done.stdout.strip() == "The database is at head.", done.stdout + done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at_head_problem() tells a second environment's user to run `alembic upgrade head`, "
-    "which upgrades the main environment: the hint should name the environment (--name audit)",
-)
 def test_at_head_for_a_second_environment_says_which_upgrade_to_run(project_copy, database_url):
     add_environment(project_copy)
     config = Config(project_copy / "alembic.ini", ini_section="audit")

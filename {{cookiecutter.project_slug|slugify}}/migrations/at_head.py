@@ -7,10 +7,11 @@ Call it at start-up, so that a process never serves from a database its code doe
     require_at_head(config)  # a Config (see README: "From an installed wheel"); or a URL with it
 
 It raises ``NotAtHead``, a CommandError with one line naming the database's revisions and the
-code's heads, and what to do: behind (``alembic upgrade head``), ahead (the database was
-migrated by newer code: deploy it, or downgrade), or elsewhere (a branch this code does not
-have). ``at_head_problem(config)`` returns that line, or None. From the command line:
-``alembic current --check-heads`` (Alembic 1.17.1+), or ``python -m migrations.cli at_head``.
+code's heads, and what to do: behind (``alembic upgrade head``, with ``--name <section>`` for
+another environment), ahead (the database was migrated by newer code: deploy it, or
+downgrade), or elsewhere (a branch this code does not have). ``at_head_problem(config)``
+returns that line, or None. From the command line: ``alembic current --check-heads``
+(Alembic 1.17.1+), or ``python -m migrations.cli at_head``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection
 
-from migrations.environments import version_table
+from migrations.environments import MAIN, version_table
 from migrations.failures import cannot_connect
 from migrations.settings import database_url, run_on_connection
 
@@ -56,7 +57,8 @@ def at_head_problem(config: Config, connection: Connection | None = None) -> str
         )
     behind = all(any(revision in _ancestors(script, head) for head in heads) for revision in current)
     if behind:
-        return f"{where} is at {shown}, behind this code's heads ({wanted}): run `alembic upgrade head`."
+        name = "" if config.config_ini_section == MAIN else f" --name {config.config_ini_section}"
+        return f"{where} is at {shown}, behind this code's heads ({wanted}): run `alembic{name} upgrade head`."
     return f"{where} is at {shown}, not at this code's heads ({wanted}): merge or upgrade to them."
 
 
