@@ -6,6 +6,7 @@ SQLite refuses tenants in one line, before its file is made."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +160,19 @@ def test_sqlite_refuses_tenants_in_one_line(database_url: URL, dialect: str, tmp
         said = (result.stdout + result.stderr).strip().splitlines()
         assert result.returncode != 0 and said == [said[-1]] and "SQLite has no schemas" in said[-1]
     assert not (tmp_path / "never.db").exists()
+
+
+def test_a_tenant_on_an_async_url(database_url: URL, tenants: list[str]):
+    """The tenant's search_path / USE is set on the connection env.py gets through run_sync."""
+    backend = database_url.get_backend_name()
+    driver = {"postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}[backend]
+    for package in ("greenlet", driver):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} is not installed (pip install {package})")
+    acme = tenants[0]
+    async_url = database_url.set(drivername=f"{backend}+{driver}")
+    result = alembic_cli(async_url, "-x", f"tenant={acme}", "upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    assert tables_in(database_url, acme) == TABLES and tables_in(database_url, None) == []
+    result = alembic_cli(async_url, "-x", f"tenant={acme}", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
