@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 
 import pytest
 from alembic import command
@@ -12,7 +13,9 @@ from alembic.util import CommandError
 from sqlalchemy import Engine, inspect, text
 
 from migrations.testing.fixtures import project_config
-from proofs.helpers import alembic_cli
+from proofs.helpers import PROJECT, alembic_cli
+from proofs.test_stairway import HEAD, revision_source
+from proofs.test_walk import run_suite
 
 
 def customers(engine: Engine) -> int:
@@ -78,3 +81,38 @@ def test_downgrade_runs_data_steps_before_schema_steps(database_url):
     command.downgrade(config, "3ab8b2dfb055:base", sql=True)
     sql = buffer.getvalue()
     assert sql.index("DELETE FROM customer") < sql.index("DROP TABLE customer")
+
+
+def test_the_suite_names_a_data_step_that_changes_the_schema(project_copy, server, tmp_path):
+    """Data steps change rows only: a column filled, then made NOT NULL, in data_upgrades()
+    passes `alembic -x data=true upgrade head`, but leaves a schema that create_db.py and
+    "models == head" (both without data steps) never see. The data walk says so, in one
+    message, and nothing else fails because of it."""
+    steps = [
+        "with op.batch_alter_table('customer') as batch:",
+        "    batch.alter_column('nickname', existing_type=sa.String(50), nullable={})",
+    ]
+    source = revision_source(
+        "d1",
+        HEAD,
+        schema_upgrades="op.add_column('customer', sa.Column('nickname', sa.String(50), nullable=True))",
+        schema_downgrades="op.drop_column('customer', 'nickname')",
+        data_upgrades="\n".join(["op.execute(\"UPDATE customer SET nickname = 'n'\")", *steps]).format(False),
+        data_downgrades="\n".join(steps).format(True),
+    )
+    (project_copy / "migrations" / "versions" / "probe_d1.py").write_text(source)
+    models = next(project_copy.glob("*/models.py"))
+    models.write_text(
+        models.read_text().replace(
+            "    email: Mapped[",
+            "    nickname: Mapped[str | None] = mapped_column(String(50))\n    email: Mapped[",
+            1,
+        )
+    )
+    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    outcomes = run_suite(project_copy, server.render_as_string(hide_password=False), tmp_path)
+    said = outcomes["test_each_downgrade_undoes_its_upgrade_with_the_data_steps"]
+    assert said is not None and "the data steps changed the schema" in said, outcomes
+    assert "customer" in said and "nickname" in said and "schema_upgrades()" in said
+    others = {name: message for name, message in outcomes.items() if "with_the_data_steps" not in name}
+    assert all(message is None for message in others.values()), others

@@ -62,8 +62,10 @@ def migration_failed(
     found = failing_revision(sys.exc_info()[2])
     where = f"revision {found[0]} ({Path(found[1]).name})" if found else "a migration"
     kind = type(error) if isinstance(error, CommandError) else CommandError
-    if callers_transaction:
+    if callers_transaction and one_transaction:
         left = "What this run did is in the caller's transaction, which it commits or rolls back."
+    elif callers_transaction:
+        left = "DDL it ran committed as it went (this database cannot roll DDL back); the rest is the caller's."
     elif what_stays is not None:
         left = what_stays
     elif one_transaction:

@@ -1,7 +1,8 @@
 """The cookbook's recipes, wired in this project, hold for whatever history and models it has.
 
-Each test uses a database of its own; none writes into the project folder (a revision is
-written to a copy of migrations/ in the test's tmp_path). On an async TEST_DATABASE_URL the
+Each test uses a database of its own, or the session's build at head, which it leaves as
+it found it; none writes into the project folder (a revision is written to a copy of
+migrations/ in the test's tmp_path). On an async TEST_DATABASE_URL the
 ``engine`` fixture is an AsyncEngine, and recipe 3 is the async application's: Alembic
 inside the caller's ``run_sync``.
 """
@@ -11,13 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import shutil
-import subprocess
-import sys
 import traceback
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +28,7 @@ from migrations.autocommit import AutocommitInCallersTransaction
 from migrations.environments import version_table
 from migrations.failures import describe, failing_revision
 from migrations.settings import target_metadata
-from migrations.testing.connections import connected
+from migrations.testing.connections import Link, connected
 from migrations.testing.fixtures import ALEMBIC_INI, alembic_config_for, project_config
 from migrations.testing.stairway import load_script
 
@@ -80,7 +77,8 @@ def upgrade_to_head(config: Config) -> None:
         revision = raised_by_a_revision(error)
         if revision is None:
             raise
-        said = f"{type(error).__name__}: {describe(error)}"
+        cause = error.__cause__ if isinstance(error, CommandError) and error.__cause__ else error  # env.py's: its cause
+        said = f"{type(cause).__name__}: {describe(cause)}"
         pytest.skip(f"this history cannot upgrade an empty database to head: {revision} raised {said}")
 
 
@@ -115,11 +113,15 @@ def upgrade_in_callers_transaction(engine, config: Config, commit: bool) -> list
 
 
 @pytest.fixture
-def scratch_config(database_at_head, tmp_path: Path) -> Config:
-    """The project's config on a database of the test's own at head (a copy of create_db.py's
-    build: no upgrade of the whole history per test), with its script directory copied to
-    tmp_path, to write revisions in."""
-    config = alembic_config_for(database_at_head)
+def scratch_config(database_at_head_read_only: URL, dialect: str, request, tmp_path: Path) -> Config:
+    """The project's config on a database at head (create_db.py's build: no upgrade of the
+    whole history per test), with its script directory copied to tmp_path, to write
+    revisions in. The session's build itself, where a transaction can undo DDL (see
+    ``undone``); on MariaDB, a copy of the test's own."""
+    url = database_at_head_read_only
+    if dialect in ("mysql", "mariadb"):
+        url = request.getfixturevalue("new_database_at_head")()
+    config = alembic_config_for(url)
     copy = tmp_path / "migrations"
     shutil.copytree(Path(ALEMBIC_INI).parent / "migrations", copy)  # __pycache__ too: nothing compiled again
     config.set_main_option("script_location", str(copy))
@@ -145,8 +147,35 @@ def test_autogenerate_writes_a_revision_only_for_a_model_change(scratch_config: 
         metadata.remove(probe)
     source = Path(written.path).read_text()
     assert "recipes_probe_table" in source and "def schema_upgrades()" in source and "def data_upgrades()" in source
-    command.upgrade(scratch_config, "heads")
-    command.downgrade(scratch_config, "-1")
+
+    def up_and_down() -> None:
+        command.upgrade(scratch_config, "heads")
+        command.downgrade(scratch_config, "-1")
+
+    undone(scratch_config, up_and_down)
+
+
+def undone(config: Config, migrate) -> None:
+    """``migrate()`` on config's database; on PostgreSQL and SQLite inside a transaction rolled
+    back afterwards (recipe 3), which leaves the database as it was even if it fails."""
+    url = config.attributes["database_url"]
+    if url.get_backend_name() in ("mysql", "mariadb"):  # DDL commits as it goes: a database of its own
+        migrate()
+        return
+    with Link(url) as link:
+
+        def in_a_transaction(connection: Connection) -> None:
+            transaction = connection.begin()
+            try:
+                migrate()
+            finally:
+                transaction.rollback()
+
+        config.attributes["connection"] = link.shared
+        try:
+            link.run(in_a_transaction, link.connection)
+        finally:
+            del config.attributes["connection"]
 
 
 def never_created(server: URL, folder: Path) -> URL:
@@ -216,38 +245,3 @@ def test_offline_sql_names_every_revision(server: URL, tmp_path: Path, history: 
     sql = buffer.getvalue()
     missing = [rev.revision for rev in history.walk_revisions() if rev.revision not in sql]
     assert not missing, f"revisions missing from the --sql output: {missing}"
-
-
-@pytest.fixture(scope="module")
-def bad_flag_run(server, tmp_path_factory) -> Iterator[subprocess.Popen]:
-    """``alembic -x data=maybe upgrade heads`` as a user types it, started at the module's
-    first test and left to run beside the others (Alembic's start-up; env.py checks the flag
-    before it imports the application). Its database is never created: the flag must fail
-    before any connection."""
-    url = never_created(server, tmp_path_factory.mktemp("bad-flag"))
-    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "alembic", "-x", "data=maybe", "upgrade", "heads"],
-        cwd=Path(ALEMBIC_INI).parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    yield process
-    if process.poll() is None:
-        process.kill()
-    process.communicate()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def started(bad_flag_run) -> None:
-    """Start the module's subprocess first (see bad_flag_run)."""
-
-
-def test_the_alembic_command_says_one_line_on_a_bad_flag(bad_flag_run: subprocess.Popen):
-    out, errors = bad_flag_run.communicate(timeout=120)
-    assert bad_flag_run.returncode != 0
-    assert (out + errors).strip().splitlines() == [
-        "FAILED: -x data='maybe' is not a yes/no value: use -x data=true or -x data=false."
-    ]

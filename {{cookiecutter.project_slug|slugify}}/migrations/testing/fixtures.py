@@ -189,6 +189,7 @@ class HeadTemplate:
     def build(cls, server: URL, folder: Path, ahead: Ahead | None = None) -> HeadTemplate:
         import_for_build()  # on PostgreSQL while Ahead makes the database
         template = cls(server, folder, ahead)
+        said = None
         try:
             template.statements = build_at_head(template.url)
         except BaseException as error:  # one line, not a traceback through create_db.py
@@ -196,6 +197,7 @@ class HeadTemplate:
             if not isinstance(error, Exception):  # Ctrl-C: after the drop, as it came
                 raise
             said = str(error) if isinstance(error, CommandError) else f"{type(error).__name__}: {describe(error)}"
+        if said is not None:  # outside the except: no chain of exceptions printed
             pytest.fail(f"create_db.py failed to build the tests' database at head: {said}", pytrace=False)
         if server.get_backend_name() not in ("sqlite", "postgresql"):
             template.original = Original(template.url)
@@ -239,7 +241,11 @@ def server() -> URL:
         url = test_server()
         reason = unreachable(url)
     except CommandError as error:  # one line, nothing of the URL in it (an async driver not installed...)
-        pytest.fail(str(error), pytrace=False)
+        said = str(error)
+    else:
+        said = None
+    if said is not None:  # outside the except: no chain of exceptions printed
+        pytest.fail(said, pytrace=False)
     if reason is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and {reason}", pytrace=False)
