@@ -275,10 +275,18 @@ def create_empty(config: Config, url: URL | str | None = None) -> str:
     where = url.render_as_string(hide_password=True)
     next_step = 'now run `alembic revision --autogenerate -m "create tables"`'
     if url.get_backend_name() == "sqlite":
-        return f"{where}: SQLite creates the file when it is first used; {next_step}."
-    if ensure_database_exists(url):
+        if not url.database or not Path(url.database).exists():
+            return f"{where}: SQLite creates the file when it is first used; {next_step}."
+    elif ensure_database_exists(url):
         return f"Created database {where}, empty; {next_step}."
-    return f"{where} exists already: nothing changed."
+    found = run_on_connection(url, lambda connection: sorted(inspect(connection).get_table_names()))
+    if found:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise CommandError(
+            f"{where} is not empty ({shown}), and the first autogenerate compares the models with an empty "
+            "database: drop it (or set DATABASE_URL to another) and run create_db.py --empty again. Nothing changed."
+        )
+    return f"{where} exists and is empty: nothing changed; {next_step}."
 
 
 def print_sql(config: Config, url: URL | str | None = None) -> None:

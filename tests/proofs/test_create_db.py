@@ -182,7 +182,8 @@ def test_a_failed_build_drops_the_database_it_created(project_copy, server, dial
 def test_create_db_empty_makes_the_database_for_the_first_autogenerate(project_copy, server, dialect):
     """Day one with models of one's own: the example history deleted, no revision yet, the
     database in alembic.ini not made yet. `create_db.py --empty` makes it, empty; the first
-    autogenerate then writes the tables; a second --empty changes nothing."""
+    autogenerate then writes the tables; a second --empty changes nothing; once the tables are
+    there, --empty refuses in one line."""
     for revision in (project_copy / "migrations" / "versions").glob("*.py"):
         revision.unlink()
     name = f"test_{uuid.uuid4().hex[:12]}"
@@ -201,13 +202,18 @@ def test_create_db_empty_makes_the_database_for_the_first_autogenerate(project_c
             with make_engine(url).connect() as connection:
                 assert inspect(connection).get_table_names() == []
             again = run_in_project(url, "create_db.py", "--empty", cwd=project_copy)
-            assert again.returncode == 0 and again.stdout.strip().endswith("exists already: nothing changed.")
+            assert again.returncode == 0 and "exists and is empty: nothing changed; now run" in again.stdout
         written = run_in_project(
             url, "-m", "alembic", "revision", "--autogenerate", "-m", "create tables", cwd=project_copy
         )
         assert written.returncode == 0, written.stderr
         (revision,) = (project_copy / "migrations" / "versions").glob("*_create_tables.py")
         assert 'op.create_table(\n        "customer"' in revision.read_text()
+        upgraded = run_in_project(url, "-m", "alembic", "upgrade", "head", cwd=project_copy)
+        assert upgraded.returncode == 0, upgraded.stderr
+        late = run_in_project(url, "create_db.py", "--empty", cwd=project_copy)  # a database with tables: refused
+        assert late.returncode == 1 and late.stderr.strip().splitlines() == [late.stderr.strip()], late.stderr
+        assert " is not empty (alembic_version, customer)" in late.stderr and "Nothing changed." in late.stderr
     finally:
         if dialect != "sqlite":
             drop_database(url)
