@@ -1,6 +1,7 @@
 """Wired recipes that meet, in pairs that no other proof covers: a second environment
 (``alembic --name``, migrations/environments.py) on an async URL, with ``--sql``, with the
-migration lock and with the at-head check; and an irreversible revision with ``--sql``.
+migration lock and with the at-head check; and an irreversible revision with ``--sql`` and on
+an async URL.
 
 The second environment is ``[audit]``, added to a copy of the project as the baked README
 says (proofs/test_environments.py), with two revisions: au1 (``audit_event``) and au2
@@ -228,7 +229,7 @@ def test_a_second_environments_runs_wait_for_each_other_and_not_for_the_main_one
     assert versions(database_url) == {"alembic_version": [HEAD], "alembic_version_audit": ["au2"]}
 
 
-# --- 4. irreversible revisions × --sql -------------------------------------------------
+# --- 4. irreversible revisions × --sql, × async ----------------------------------------
 
 
 def test_an_offline_downgrade_past_an_irreversible_revision_is_refused_in_one_line(project_copy, database_url):
@@ -244,6 +245,17 @@ def test_an_offline_downgrade_past_an_irreversible_revision_is_refused_in_one_li
         "Nothing was downgraded; downgrade to it or a later revision instead."
     ), refused.stdout
     assert "Traceback" not in refused.stderr, refused.stderr
+    # × async: online, through the async driver, the same line, and nothing downgraded
+    backend = database_url.get_backend_name()
+    driver = {"postgresql": "asyncpg", "sqlite": "aiosqlite", "mysql": "aiomysql", "mariadb": "aiomysql"}[backend]
+    if importlib.util.find_spec(driver) is None or importlib.util.find_spec("greenlet") is None:
+        return
+    async_url = database_url.set(drivername=f"{backend}+{driver}")
+    assert alembic_cli(async_url, "upgrade", "ir2", cwd=project_copy).returncode == 0
+    online = alembic_cli(async_url, "downgrade", HEAD, cwd=project_copy)
+    assert online.returncode != 0 and online.stdout.strip() == refused.stdout.strip(), online.stdout + online.stderr
+    with make_engine(database_url).connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "ir2"
 
 
 # --- 5. several environments × the at-head check ---------------------------------------

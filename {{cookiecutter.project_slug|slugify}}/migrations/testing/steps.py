@@ -114,7 +114,8 @@ def undo_target(revision: Script) -> str:
     """Where ``Migrator.undo()`` takes the database, in words for a failure message."""
     if revision.is_merge_point:
         return f"its parents {', '.join(revision.down_revision)}"
-    return f"{revision.revision}@-1"
+    parent = revision.down_revision
+    return ", ".join(parent) if isinstance(parent, (tuple, list)) else parent or "base"
 
 
 def differences(before: Any, after: Any, only_after: str = "left behind", only_before: str = "missing") -> list[str]:
