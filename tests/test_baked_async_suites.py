@@ -54,7 +54,7 @@ def test_the_baked_projects_tests_pass_on_an_async_url(bake, database, tmp_path)
         path = os.pathsep.join(filter(None, [str(blocked), str(PLUGINS), os.environ.get("PYTHONPATH")]))
         env = {"PYTHONPATH": path, "DRIVER_CENSUS": str(census)}
         output = run_suite(project, database, async_url(database, driver), env, args=("-p", "driver_census"))
-        assert int(re.search(r"(\d+) passed", output).group(1)) >= 10
+        assert int(re.search(r"(\d+) passed", output).group(1)) >= 9
         connections = json.loads(census.read_text())
         # the stairway's, the walks' databases, upgrade head's, the recipes': more than the few the
         # sync sqlite3 opens on SQLite (create_db() and the alembic command, by design)

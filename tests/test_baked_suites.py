@@ -85,7 +85,7 @@ def test_the_baked_projects_tests_pass_on_its_database(bake, database, config):
     project = bake(project_name=f"Suite {database}", database=database, config=config)
     before = test_databases(database)
     output = run_suite(project, database)
-    assert int(re.search(r"(\d+) passed", output).group(1)) >= 10
+    assert int(re.search(r"(\d+) passed", output).group(1)) >= 9
     assert test_databases(database) == before  # the ones made ahead too (migrations/testing/ahead.py)
 
 

@@ -121,7 +121,7 @@ def passed(result: subprocess.CompletedProcess, lowest: LowestVersions, at_least
 @pytest.mark.parametrize("database", DATABASES)
 def test_the_baked_suite_passes_with_the_lowest_allowed_versions(bake, lowest, database, config):
     project = bake(project_name=f"Lowest {database}", database=database, config=config)
-    passed(lowest.run(project, "pytest", database=database), lowest, at_least=10)
+    passed(lowest.run(project, "pytest", database=database), lowest, at_least=9)
 
 
 def test_the_bake_passes_the_lowest_allowed_ruff(bake, lowest):

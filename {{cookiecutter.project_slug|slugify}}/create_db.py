@@ -59,6 +59,7 @@ from migrations.lock import LockTimeout, lock_timeout, migration_lock
 from migrations.replaceable import base_name, create_declared_objects, declared_objects, execute
 from migrations.settings import database_url, run_on_connection, target_metadata
 from migrations.stamp import history, one_head, stamp_head
+from migrations.tenants import refuse_tenant
 
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 
@@ -70,6 +71,7 @@ class Refused(CommandError):
 
 def create_db(config: Config, url: URL | str | None = None) -> str:
     """Create the schema and stamp head; return what was done, in one line."""
+    refuse_tenant(config, "create_db.py")
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
@@ -269,6 +271,7 @@ def existing_routines(connection: Connection, metadata: MetaData) -> list[str]:
 def create_empty(config: Config, url: URL | str | None = None) -> str:
     """--empty: the database, created if it is missing, and nothing in it (no table, no stamp):
     what the first `alembic revision --autogenerate` compares the models with."""
+    refuse_tenant(config, "create_db.py")
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)
@@ -279,18 +282,27 @@ def create_empty(config: Config, url: URL | str | None = None) -> str:
             return f"{where}: SQLite creates the file when it is first used; {next_step}."
     elif ensure_database_exists(url):
         return f"Created database {where}, empty; {next_step}."
-    found = run_on_connection(url, lambda connection: sorted(inspect(connection).get_table_names()))
+    version = version_table(config)
+
+    def tables(connection: Connection) -> list[str]:  # an empty version table aside (downgraded to base)
+        found = sorted(inspect(connection).get_table_names())
+        if version in found and connection.execute(text(f"SELECT 1 FROM {version}")).first() is None:
+            found.remove(version)
+        return found
+
+    found = run_on_connection(url, tables)
     if found:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
         raise CommandError(
             f"{where} is not empty ({shown}), and the first autogenerate compares the models with an empty "
-            "database: drop it (or set DATABASE_URL to another) and run create_db.py --empty again. Nothing changed."
+            "database: drop it, or give another database, and run create_db.py --empty again. Nothing changed."
         )
     return f"{where} exists and is empty: nothing changed; {next_step}."
 
 
 def print_sql(config: Config, url: URL | str | None = None) -> None:
     """--sql: the CREATE statements and the stamp, as SQL, for review or a DBA."""
+    refuse_tenant(config, "create_db.py")
     if url is not None:
         config.attributes["database_url"] = url
     url = database_url(config)

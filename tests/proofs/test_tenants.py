@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.util import CommandError
 from sqlalchemy import URL, inspect, text
 
+from create_db import create_db
 from migrations.lock import migration_lock
 from migrations.settings import make_engine
-from migrations.tenants import lock_name
+from migrations.tenants import in_tenant, lock_name
 from migrations.testing.fixtures import alembic_config_for
 from proofs.helpers import alembic_cli, drop_database, run_in_project
 from proofs.test_stairway import HEAD
@@ -118,16 +120,23 @@ def test_an_unknown_tenant_is_one_line_and_touches_nothing(database_url: URL, te
     assert tables_in(database_url, None) == [] and all(tables_in(database_url, name) == [] for name in tenants)
 
 
-def test_the_migration_lock_is_per_tenant(database_url: URL, tenants: list[str]):
+def test_the_migration_lock_is_per_tenant(database_url: URL, tenants: list[str], dialect: str):
+    """A run holding acme's lock (as env.py takes it) keeps acme's runs waiting (on MariaDB a
+    run on the URL .../acme too, which writes the same version table), not globex's."""
     acme, globex = tenants
     engine = make_engine(database_url)
-    with engine.connect() as holder, migration_lock(holder, 1, lock_name(acme, "alembic_version")):
-        other = alembic_cli(database_url, "-x", f"tenant={globex}", "upgrade", "head")
-        arguments = ["-m", "alembic", "-x", f"tenant={acme}", "upgrade", "head"]
-        waiting = run_in_project(database_url, *arguments, MIGRATION_LOCK_TIMEOUT="1")
+    with engine.connect() as holder, in_tenant(holder, acme):
+        with migration_lock(holder, 1, lock_name(dialect, acme, "alembic_version")):
+            other = alembic_cli(database_url, "-x", f"tenant={globex}", "upgrade", "head")
+            arguments = ["-m", "alembic", "-x", f"tenant={acme}", "upgrade", "head"]
+            waiting = [run_in_project(database_url, *arguments, MIGRATION_LOCK_TIMEOUT="1")]
+            if dialect != "postgresql":
+                arguments = ["-m", "alembic", "upgrade", "head"]
+                waiting.append(run_in_project(database_url.set(database=acme), *arguments, MIGRATION_LOCK_TIMEOUT="1"))
     engine.dispose()
     assert other.returncode == 0, other.stderr
-    assert waiting.returncode != 0 and "waiting for the migration lock" in waiting.stdout + waiting.stderr
+    for result in waiting:
+        assert result.returncode != 0 and "waiting for the migration lock" in result.stdout + result.stderr
     assert tables_in(database_url, acme) == [] and tables_in(database_url, globex) == TABLES
 
 
@@ -146,8 +155,13 @@ def test_a_shared_connection_is_given_back_as_it_was(database_url: URL, tenants:
         command.upgrade(config, "head")
         after = connection.execute(text(where)).scalar_one(), connection.dialect.default_schema_name
         connection.commit()
+        with connection.begin():  # in the caller's transaction, and a run that fails
+            config.attributes["tenant"] = tenants[1]
+            with pytest.raises(CommandError):
+                command.upgrade(config, "no_such_revision")
+            after_failure = connection.execute(text(where)).scalar_one(), connection.dialect.default_schema_name
     engine.dispose()
-    assert after == before
+    assert after == before and after_failure == before
     assert tables_in(database_url, acme) == TABLES and tables_in(database_url, None) == []
 
 
@@ -176,3 +190,17 @@ def test_a_tenant_on_an_async_url(database_url: URL, tenants: list[str]):
     assert tables_in(database_url, acme) == TABLES and tables_in(database_url, None) == []
     result = alembic_cli(async_url, "-x", f"tenant={acme}", "check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_commands_that_take_no_tenant_yet_refuse_one(database_url: URL, tenants: list[str]):
+    """create_db, at_head and apply_models would work in the URL's own schema: they refuse."""
+    for command_name in ("create_db", "at_head", "apply_models"):
+        arguments = ["-m", "migrations.cli", "-x", f"tenant={tenants[0]}", command_name]
+        result = run_in_project(database_url, *arguments)
+        said = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode != 0 and len(said) == 1 and "does not take a tenant yet" in said[0], said
+    config = alembic_config_for(database_url)
+    config.attributes["tenant"] = tenants[0]
+    with pytest.raises(CommandError, match="does not take a tenant yet"):
+        create_db(config)
+    assert tables_in(database_url, None) == [] and tables_in(database_url, tenants[0]) == []

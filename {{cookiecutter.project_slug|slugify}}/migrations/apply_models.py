@@ -43,12 +43,14 @@ from migrations.declared import in_dependency_order
 from migrations.environments import version_table
 from migrations.failures import cannot_connect, describe
 from migrations.settings import database_url, env_hooks, run_on_connection, sqlite_legacy_rename, target_metadata
+from migrations.tenants import refuse_tenant
 
 
 def apply_models(config: Config, url: str | None = None) -> list[str]:
     """Apply the models' differences to the database (``url``, else the project's); return
     what was done, one operation per item. A CommandError, nothing applied, when the history
     manages that database or an operation would lose data."""
+    refuse_tenant(config, "apply_models")
     if url is not None:
         config.attributes["database_url"] = url
     metadata = target_metadata(config)

@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from migrations.environments import MAIN, version_table
 from migrations.failures import cannot_connect
 from migrations.settings import database_url, run_on_connection
+from migrations.tenants import refuse_tenant
 
 
 class NotAtHead(CommandError):
@@ -36,6 +37,7 @@ class NotAtHead(CommandError):
 def at_head_problem(config: Config, connection: Connection | None = None) -> str | None:
     """None when the database is at every head of the history; else one line saying where it
     is and what to do. ``connection``: read through it (else the config's database)."""
+    refuse_tenant(config, "at_head")
     script = ScriptDirectory.from_config(config)
     heads = set(script.get_heads())
     read = partial(_current, version=version_table(config))  # this environment's

@@ -217,7 +217,8 @@ def run_migrations(connection: Connection) -> None:
 
 def run_migrations_locked(connection: Connection, transactional: bool | None) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
-    with migration_lock(connection, lock_timeout(config), lock_name(TENANT, version_table(config))):
+    lock = lock_name(connection.dialect.name, TENANT, version_table(config))  # a tenant's own
+    with migration_lock(connection, lock_timeout(config), lock):
         callers_transaction = connection.in_transaction()
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
         refuse_irreversible_downgrade(context.get_context())  # before any DDL

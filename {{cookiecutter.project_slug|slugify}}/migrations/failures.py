@@ -65,7 +65,7 @@ def migration_failed(
     if callers_transaction and one_transaction:
         left = "What this run did is in the caller's transaction, which it commits or rolls back."
     elif callers_transaction:
-        left = "DDL it ran committed as it went (this database cannot roll DDL back); the rest is the caller's."
+        left = "DDL it ran committed as it went (no transaction held it); the rest is the caller's."
     elif what_stays is not None:
         left = what_stays
     elif one_transaction:

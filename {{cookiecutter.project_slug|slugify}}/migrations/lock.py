@@ -3,7 +3,8 @@ nothing left to do, instead of colliding with "already exists" errors.
 
 - PostgreSQL: a session-level advisory lock keyed on the version table (advisory locks
   are per database already); inside a caller's transaction, a transaction-level one.
-- MariaDB/MySQL: ``GET_LOCK`` on a name made of the database and the version table. It
+- MariaDB/MySQL: ``GET_LOCK`` on a name made of the current database (a tenant's, once
+  env.py has ``USE``d it: migrations/tenants.py) and the version table. It
   is a session lock: inside a caller's own transaction it is let go when Alembic is done,
   before the caller commits, so such a caller should hold ``migration_lock`` around its
   transaction itself (create_db.py does; the lock can be taken again on the same session).
@@ -69,15 +70,19 @@ def migration_lock(connection: Connection, timeout: float, version_table: str = 
     if dialect not in ("postgresql", "mysql", "mariadb"):
         yield
         return
-    name = f"{connection.engine.url.database}.{version_table}"
     # Inside the caller's transaction we must not commit; otherwise we must, after each query.
     external = connection.in_transaction()
 
-    def ask(sql: str, **params) -> bool:
+    def ask(sql: str, **params):
         result = connection.execute(text(sql), params).scalar()
         if not external:
             connection.commit()
-        return bool(result)
+        return result
+
+    database = connection.engine.url.database
+    if dialect != "postgresql":  # the current one: a tenant's (migrations/tenants.py) is USE'd
+        database = ask("SELECT DATABASE()") or database
+    name = f"{database}.{version_table}"
 
     if dialect == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

@@ -17,7 +17,11 @@ one is a one-line error): ``CREATE SCHEMA acme`` (PostgreSQL) or ``CREATE DATABA
 tenant a database file of its own, as its URL.
 
 As the recipe says, the models' tables name no schema, and ``include_schemas`` stays off;
-autogenerate against one tenant, then upgrade every tenant.
+autogenerate against one tenant, then upgrade every tenant. For the run, the Engine's dialect
+takes the tenant for its default schema: in one process, migrate one tenant at a time per
+Engine (a shared connection's Engine included). On MariaDB, a shared connection goes back to
+its URL's database afterwards; one with no database in its URL stays in the tenant's.
+create_db.py, ``at_head`` and ``apply_models`` do not take a tenant yet: they refuse one.
 """
 
 from __future__ import annotations
@@ -52,9 +56,26 @@ def tenant(config: Config) -> str | None:
     return value
 
 
-def lock_name(name: str | None, version_table: str) -> str:
-    """What the migration lock is keyed on (migrations/lock.py): a tenant's own."""
-    return f"{name}.{version_table}" if name else version_table
+def requested(config: Config) -> bool:
+    """Whether a tenant was asked for (``-x tenant=...`` or the attribute), outside env.py."""
+    x = getattr(config.cmd_opts, "x", None) or []
+    return config.attributes.get("tenant") is not None or any(item.startswith("tenant=") for item in x)
+
+
+def refuse_tenant(config: Config, command: str) -> None:
+    """The commands that do not work in a tenant yet say so, instead of using the default schema."""
+    if requested(config):
+        raise CommandError(
+            f"{command} does not take a tenant yet: it would work in the URL's own schema or database. "
+            "For a new tenant: create its schema, then `alembic -x tenant=NAME upgrade head`."
+        )
+
+
+def lock_name(dialect_name: str, name: str | None, version_table: str) -> str:
+    """What the migration lock is keyed on (migrations/lock.py), beside the database: on
+    PostgreSQL the tenant's schema; on MariaDB the lock takes the current database, which
+    is the tenant's (so a run on ``.../acme`` and one with ``-x tenant=acme`` wait for each other)."""
+    return f"{name}.{version_table}" if name and dialect_name == "postgresql" else version_table
 
 
 def offline_preamble(dialect_name: str, name: str) -> str:
@@ -88,8 +109,9 @@ def in_tenant(connection: Connection, name: str) -> Iterator[None]:
     if not external:
         connection.commit()
     if not exists:
-        what, make = ("schema", "CREATE SCHEMA") if postgresql else ("database", "CREATE DATABASE")
-        raise CommandError(f"tenant {name!r}: no {what} of that name on this server ({make} {name} first).")
+        where = "schema of that name in this database" if postgresql else "database of that name on this server"
+        make = "CREATE SCHEMA" if postgresql else "CREATE DATABASE"
+        raise CommandError(f"tenant {name!r}: no {where} ({make} {name} first).")
     quoted = dialect.identifier_preparer.quote_identifier(name)
     switch(connection, f"SET search_path TO {quoted}" if postgresql else f"USE {quoted}", external)
     default_schema = dialect.default_schema_name

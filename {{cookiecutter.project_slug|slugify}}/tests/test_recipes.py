@@ -162,6 +162,7 @@ def undone(config: Config, migrate) -> None:
     if url.get_backend_name() in ("mysql", "mariadb"):  # DDL commits as it goes: a database of its own
         migrate()
         return
+    before = versions(url), user_objects(url)
     with Link(url) as link:
 
         def in_a_transaction(connection: Connection) -> None:
@@ -176,6 +177,8 @@ def undone(config: Config, migrate) -> None:
             link.run(in_a_transaction, link.connection)
         finally:
             del config.attributes["connection"]
+    if (versions(url), user_objects(url)) != before:  # something committed: later copies would differ
+        pytest.fail(f"the rolled-back upgrade and downgrade changed {url.database}: something committed", pytrace=False)
 
 
 def never_created(server: URL, folder: Path) -> URL:

@@ -187,10 +187,12 @@ class HeadTemplate:
 
     @classmethod
     def build(cls, server: URL, folder: Path, ahead: Ahead | None = None) -> HeadTemplate:
-        import_for_build()  # on PostgreSQL while Ahead makes the database
+        imported = import_for_build()  # on PostgreSQL while Ahead makes the database
         template = cls(server, folder, ahead)
         said = None
         try:
+            if imported is not None:
+                raise imported
             template.statements = build_at_head(template.url)
         except BaseException as error:  # one line, not a traceback through create_db.py
             template.drop()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,18 @@ class Statement:
     no_parameters: bool
 
 
-def import_for_build() -> None:
+def import_for_build() -> Exception | None:
     """Import what build_at_head() runs, create_db.py and the models (no revision), so that
     it can be done while the database to build is made (a model module may take a few
-    hundred milliseconds to import). An error is left for build_at_head() to raise again."""
-    with suppress(Exception):
+    hundred milliseconds to import). What the import raised is returned, for the build to
+    report as it came (importing a half-imported package again can raise another error)."""
+    try:
         from create_db import create_db  # noqa: F401  (beside alembic.ini, on the tests' path)
 
         target_metadata(project_config())
+    except Exception as error:
+        return error
+    return None
 
 
 def build_at_head(url: URL) -> list[Statement]:
