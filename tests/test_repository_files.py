@@ -135,6 +135,7 @@ def test_workflow_runs_the_tests_then_the_deploy_checks_on_every_push_and_pull_r
     assert [step["uses"].split("@")[0] for step in steps if "uses" in step] == sorted(SKIPPED_ACTIONS)
     assert [step["run"] for step in steps if "run" in step] == [
         INSTALL,
+        "ruff check . && ruff format --check .",
         "pytest",
         "alembic upgrade head",
         "alembic check",
