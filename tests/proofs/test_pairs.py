@@ -29,6 +29,7 @@ from migrations.settings import make_engine
 from proofs.helpers import alembic_cli, environment, run_in_project
 from proofs.test_environments import add_audit_environment
 from proofs.test_safety import opened
+from proofs.test_safety import tables as table_names
 from proofs.test_stairway import HEAD, revision_source
 from proofs.test_walk import TABLE, marked_irreversible, with_module_code
 
@@ -97,12 +98,7 @@ def versions(url: URL) -> dict[str, list[str]]:
 
 
 def tables(url: URL) -> set[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return set(inspect(connection).get_table_names())
-    finally:
-        engine.dispose()
+    return set(table_names(url))
 
 
 # --- 1. several environments × an async URL --------------------------------------------
