@@ -6,6 +6,8 @@
     python -m migrations.cli at_head             # one line and a non-zero exit unless at head
     python -m migrations.cli print_tables users,orders   # op.create_table() code for existing tables
     python -m migrations.cli apply_models        # the models onto a database the history does not manage
+    python -m migrations.cli upgrade_tenants     # every tenant to head, with a summary (migrations/all_tenants.py)
+    python -m migrations.cli create_tenant acme  # a new tenant, built at head
 
 Run it from the project folder (where alembic.ini is), as `alembic`.
 """
@@ -73,10 +75,37 @@ def apply_models(config: Config) -> None:
     config.print_stdout("\n".join(done) if done else "The database already matches the models.")
 
 
+def upgrade_tenants(config: Config, revision: str, tenants, jobs, per_server, sql, sql_dir) -> None:
+    """Upgrade every tenant; a summary at the end; exit status 1 if any failed (migrations/all_tenants.py)."""
+    from migrations.all_tenants import upgrade_tenants as upgrade
+
+    report = upgrade(config, revision, tenants, jobs, per_server, sql or bool(sql_dir), sql_dir)
+    # With --sql, stdout is the script: the summary goes to stderr.
+    print(report.summary(), file=sys.stderr if sql and not sql_dir else sys.stdout, flush=True)
+    if report.failed:
+        raise CommandError(f"{len(report.failed)} of {len(report.outcomes)} tenants failed (listed above)")
+
+
+def create_tenant(config: Config, tenant: str) -> None:
+    """Build a new tenant at head: its schema or database, the models, the stamp (migrations/all_tenants.py)."""
+    from migrations.all_tenants import create_tenant as create
+
+    config.print_stdout(create(config, tenant))
+
+
 def main(argv: list[str] | None = None) -> None:
     cli = CommandLine(prog="python -m migrations.cli")
-    for command in (create_db, at_head, print_tables, apply_models):
+    for command in (create_db, at_head, print_tables, apply_models, create_tenant):
         cli.register_command(command)
+    tenants = cli.subparsers.add_parser("upgrade_tenants", help=upgrade_tenants.__doc__.splitlines()[0])
+    tenants.add_argument("revision", nargs="?", default="heads", help="where to (default: heads)")
+    tenants.add_argument("--tenants", help="schemas:PATTERN, query:SQL, module:function or a,b,c (else alembic.ini)")
+    tenants.add_argument("--jobs", type=int, help="tenants upgraded at once (processes; default: up to 4)")
+    tenants.add_argument("--per-server", type=int, help="at most this many at once on one server (default: --jobs)")
+    tenants.add_argument("--sql", action="store_true", help="print each tenant's SQL instead, as one script")
+    tenants.add_argument("--sql-dir", help="write each tenant's SQL to DIR/<tenant>.sql instead")
+    kwargs = ["tenants", "jobs", "per_server", "sql", "sql_dir"]
+    tenants.set_defaults(cmd=(upgrade_tenants, ["revision"], kwargs))
     cli.main(argv=argv)
 
 

@@ -13,7 +13,8 @@ version table lives in it; afterwards the connection gets back what it had (a sh
 connection is the caller's). Each tenant has its own migration lock: two runs on one tenant
 wait for each other, runs on different tenants do not. The tenant must exist (an unknown
 one is a one-line error): ``CREATE SCHEMA acme`` (PostgreSQL) or ``CREATE DATABASE acme``
-(MariaDB), then ``alembic -x tenant=acme upgrade head``. SQLite has no schemas: give each
+(MariaDB), then ``alembic -x tenant=acme upgrade head`` (or ``python -m migrations.cli
+create_tenant acme``, which builds it at head). SQLite has no schemas: give each
 tenant a database file of its own, as its URL.
 
 As the recipe says, the models' tables name no schema, and ``include_schemas`` stays off;
@@ -21,7 +22,8 @@ autogenerate against one tenant, then upgrade every tenant. For the run, the Eng
 takes the tenant for its default schema: in one process, migrate one tenant at a time per
 Engine (a shared connection's Engine included). On MariaDB, a shared connection goes back to
 its URL's database afterwards; one with no database in its URL stays in the tenant's.
-create_db.py, ``at_head`` and ``apply_models`` do not take a tenant yet: they refuse one.
+create_db.py, ``at_head`` and ``apply_models`` take no tenant: they refuse one. Every tenant
+from one command, and a new tenant at head: migrations/all_tenants.py.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ def tenant(config: Config) -> str | None:
     """This run's tenant (``-x tenant=...``, else ``config.attributes["tenant"]``), or None."""
     option = context.get_x_argument(as_dictionary=True).get("tenant")
     value = option if option is not None else config.attributes.get("tenant")
-    if value is None:
-        return None
+    return None if value is None else tenant_name(value, "e.g. -x tenant=acme")
+
+
+def tenant_name(value: object, example: str = "e.g. acme") -> str:
+    """``value`` if it is a tenant name, else a one-line CommandError: never spliced into SQL."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
         shown = value if isinstance(value, str) and len(value) <= 70 else f"{str(value)[:60]}..."
         raise CommandError(
             f"tenant {shown!r} is not a tenant name: lower-case letters, digits and _, "
-            "at most 63, not starting with a digit (e.g. -x tenant=acme)."
+            f"at most 63, not starting with a digit ({example})."
         )
     return value
 

@@ -1,0 +1,156 @@
+"""Every tenant from one command, and new tenants at head (migrations/all_tenants.py):
+``python -m migrations.cli upgrade_tenants`` upgrades the tenants not at head, in parallel,
+one broken tenant neither stopping nor rolling back the others, with a summary naming it
+and an exit status that says so; a rerun finishes it. ``create_tenant`` builds a tenant at
+head (≡ upgrade head: ``alembic check`` agrees), refuses one that exists or a bad name, and
+a build that fails leaves nothing. PostgreSQL (schemas) and MariaDB (databases)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.util import CommandError
+from sqlalchemy import DDL, URL, event, text
+
+from migrations.all_tenants import create_tenant, upgrade_tenants
+from migrations.settings import make_engine, target_metadata
+from migrations.testing.fixtures import alembic_config_for
+from proofs.helpers import alembic_cli, drop_database, run_in_project
+from proofs.test_stairway import HEAD
+from proofs.test_tenants import TABLES, make_tenant, tables_in, version_in
+
+FIRST = "3ab8b2dfb055"  # the example history's first revision: it creates the table customer
+
+
+def exists(url: URL, name: str) -> bool:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                sql = "SELECT count(*) FROM pg_namespace WHERE nspname = :name"
+            else:
+                sql = "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name"
+            return bool(connection.execute(text(sql), {"name": name}).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def names(database_url: URL, dialect: str) -> Iterator[list[str]]:
+    """Three tenant names after the test's database; whatever of them a test made is dropped."""
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no schemas: test_sqlite_refuses_in_one_line")
+    found = [f"{database_url.database}_{suffix}" for suffix in ("a", "b", "c")]
+    yield found
+    if dialect != "postgresql":  # PostgreSQL's schemas go with the test's database
+        for name in found:
+            drop_database(database_url.set(database=name))
+
+
+def upgrade_all(database_url: URL, *args: str):
+    pattern = f"schemas:{database_url.database}_%"
+    result = run_in_project(database_url, "-m", "migrations.cli", "upgrade_tenants", "--tenants", pattern, *args)
+    return result, (result.stdout + result.stderr)
+
+
+def test_every_tenant_from_one_command_one_broken_on_purpose(database_url: URL, names: list[str]):
+    a, b, broken = names
+    for name in names:
+        make_tenant(database_url, name)
+    with make_engine(database_url).begin() as connection:  # what the first revision creates: it fails there
+        connection.exec_driver_sql(f"CREATE TABLE {broken}.customer (id INTEGER)")
+    result, said = upgrade_all(database_url, "--jobs", "2")
+    assert result.returncode != 0 and "Traceback" not in said, said
+    assert "3 tenants in " in said and ": 2 upgraded, 1 failed." in said, said
+    assert f"upgraded base -> {HEAD}: {a}, {b}" in said, said
+    failed = [line for line in said.splitlines() if line.startswith(f"failed {broken} ")]
+    assert len(failed) == 1 and f"(stays at base): revision {FIRST} (" in failed[0] and "customer" in failed[0]
+    assert "FAILED: 1 of 3 tenants failed" in said
+    assert version_in(database_url, a) == [HEAD] and version_in(database_url, b) == [HEAD]
+    left = tables_in(database_url, broken)  # PostgreSQL rolled its run back; MariaDB keeps an empty version table
+    assert left in (["customer"], ["alembic_version", "customer"]), left
+    assert left == ["customer"] or version_in(database_url, broken) == []  # nothing of it was recorded
+
+    with make_engine(database_url).begin() as connection:  # mended: the rerun finishes it, and only it
+        connection.exec_driver_sql(f"DROP TABLE {broken}.customer")
+    result, said = upgrade_all(database_url)
+    assert result.returncode == 0 and ": 1 upgraded, 2 at head." in said, said
+    assert f"upgraded base -> {HEAD}: {broken}" in said and version_in(database_url, broken) == [HEAD]
+    result, said = upgrade_all(database_url)
+    assert result.returncode == 0 and ": 3 at head." in said, said
+
+
+def test_a_new_tenant_is_built_at_head_and_matches_the_history(database_url: URL, names: list[str]):
+    a, b, _ = names
+    said = create_tenant(alembic_config_for(database_url), a)
+    assert said.startswith(f"Created tenant {a} on ") and f"at head {HEAD}" in said
+    assert TABLES[1] in tables_in(database_url, a) and version_in(database_url, a) == [HEAD]
+    check = alembic_cli(database_url, "-x", f"tenant={a}", "check")  # models ≡ the tenant built
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert tables_in(database_url, None) == []  # nothing in the URL's own schema or database
+    # An existing tenant is refused, changing nothing; so is a bad name, never spliced into SQL.
+    with make_engine(database_url).begin() as connection:
+        connection.execute(text(f"INSERT INTO {a}.customer (name) VALUES ('kept')"))
+    with pytest.raises(CommandError, match=f"tenant '{a}' already exists"):
+        create_tenant(alembic_config_for(database_url), a)
+    with make_engine(database_url).connect() as connection:
+        assert connection.execute(text(f"SELECT name FROM {a}.customer")).scalars().all() == ["kept"]
+    for bad in ("a;b", 'x"y', "Acme", "x" * 200, a.upper()):
+        with pytest.raises(CommandError, match="is not a tenant name") as raised:
+            create_tenant(alembic_config_for(database_url), bad)
+        assert "\n" not in str(raised.value)
+    # A build that fails partway (a second CREATE TABLE customer, after the first) leaves nothing.
+    table = target_metadata(alembic_config_for(database_url)).tables["customer"]
+    clash = DDL("CREATE TABLE customer (id INTEGER)")
+    event.listen(table, "after_create", clash)
+    try:
+        with pytest.raises(CommandError) as raised:
+            create_tenant(alembic_config_for(database_url), b)
+    finally:
+        event.remove(table, "after_create", clash)
+    assert "customer" in str(raised.value) and not exists(database_url, b)
+
+
+def test_sql_one_script_for_all_or_one_file_each(database_url: URL, names: list[str], dialect: str, tmp_path: Path):
+    """--sql starts each tenant where it stands and skips those at head; nothing is run."""
+    a, b, _ = names
+    create_tenant(alembic_config_for(database_url), a)
+    make_tenant(database_url, b)
+    result, said = upgrade_all(database_url, "--sql")
+    switch = f'SET search_path TO "{b}";' if dialect == "postgresql" else f"USE `{b}`;"
+    assert result.returncode == 0 and switch in result.stdout and f"-- tenant {b}" in result.stdout, said
+    assert f"-- tenant {a}" not in result.stdout and "1 written, 1 at head." in result.stderr
+    result, said = upgrade_all(database_url, "--sql-dir", str(tmp_path / "sql"))
+    assert result.returncode == 0 and sorted(os.listdir(tmp_path / "sql")) == [f"{b}.sql"], said
+    assert switch in (tmp_path / "sql" / f"{b}.sql").read_text()
+    assert tables_in(database_url, b) == []  # written, not run
+
+
+def test_tenants_listed_by_a_function_with_an_unknown_one(database_url: URL, names: list[str]):
+    """``--tenants module:function``; an unknown tenant is a failure of its own, in one line."""
+    a, b, _ = names
+    make_tenant(database_url, a)
+    config = alembic_config_for(database_url)
+    config.attributes["listed"] = [a, b]
+    report = upgrade_tenants(config, tenants="proofs.test_all_tenants:listed", jobs=1, progress=False)
+    assert [(o.tenant, o.status) for o in report.outcomes] == [(a, "upgraded"), (b, "failed")]
+    assert report.outcomes[1].error.startswith("no such ") and "create_tenant" in report.outcomes[1].error
+    assert version_in(database_url, a) == [HEAD] and not exists(database_url, b)
+
+
+def listed(config) -> list[str]:
+    return config.attributes["listed"]
+
+
+def test_sqlite_refuses_in_one_line(database_url: URL, dialect: str, tmp_path: Path):
+    if dialect != "sqlite":
+        pytest.skip("SQLite's refusal")
+    never = database_url.set(database=str(tmp_path / "never.db"))
+    for args in (["upgrade_tenants", "--tenants", "acme"], ["create_tenant", "acme"]):
+        result = run_in_project(never, "-m", "migrations.cli", *args)
+        said = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode != 0 and said == [said[-1]] and "SQLite has no schemas" in said[-1], said
+    assert not (tmp_path / "never.db").exists()

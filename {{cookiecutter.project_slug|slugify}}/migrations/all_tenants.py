@@ -1,0 +1,502 @@
+"""Every tenant from one command, and new tenants at head (beyond the living cookbook's
+"one tenant per ``alembic`` run": migrations/tenants.py)::
+
+    python -m migrations.cli upgrade_tenants                  # every tenant to head
+    python -m migrations.cli upgrade_tenants --jobs 4 --tenants 'schemas:tenant_%'
+    python -m migrations.cli upgrade_tenants --sql            # one script for all (--sql-dir DIR: one each)
+    python -m migrations.cli create_tenant acme               # a new tenant, built at head
+
+Which tenants: ``--tenants`` (or ``tenants =`` in the environment's section of alembic.ini):
+
+- ``schemas:PATTERN``: the schemas (PostgreSQL) or databases (MariaDB) whose name matches
+  the SQL ``LIKE`` pattern, e.g. ``schemas:tenant_%``;
+- ``query:SELECT ...``: a query on the configured database; its first column is the tenant,
+  an optional second one the URL of the server that holds it (a directory of tenants spread
+  over several servers);
+- ``module:function``: a function of yours, called with the Config, returning tenant names,
+  or (name, URL) pairs;
+- ``acme,globex``: these tenants.
+
+Each tenant is read first, all in a few queries per server: a tenant already at head is not
+touched (``running it again touches only tenants not at head``). The others are upgraded
+each through env.py, as ``alembic -x tenant=NAME upgrade head`` would, ``--jobs`` at a time
+(processes), at most ``--per-server`` at a time on one server. One tenant's failure neither
+stops nor rolls back another's. At the end: how many were upgraded, already at head,
+failed (each failure: the tenant, the revision it stays at, the one-line error); the exit
+status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from argparse import Namespace
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import URL, Connection, bindparam, make_url, text
+from sqlalchemy.exc import DBAPIError
+
+from migrations.environments import version_table
+from migrations.failures import cannot_connect, describe, revision_that_raised
+from migrations.settings import database_url, make_engine, parse_url, run_on_connection
+from migrations.tenants import in_tenant, refuse_sqlite, tenant_name
+
+BATCH = 250  # tenants read per query
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    url: str  # with its password: never printed (see where())
+
+    def where(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+
+@dataclass
+class Outcome:
+    tenant: str
+    status: str  # "upgraded", "at head", "failed", "written"
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    error: str = ""
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def of(self, status: str) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == status]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self.of("failed")
+
+    def summary(self) -> str:
+        counts = Counter(outcome.status for outcome in self.outcomes)
+        total = len(self.outcomes)
+        order = ("upgraded", "written", "at head", "failed")
+        parts = [f"{counts[status]} {status}" for status in order if counts[status]]
+        lines = [f"{total} tenant{'s' if total != 1 else ''} in {self.seconds:.1f} s: {', '.join(parts) or 'none'}."]
+        moves = defaultdict(list)
+        for outcome in self.of("upgraded"):
+            moves[(versions(outcome.before), versions(outcome.after))].append(outcome.tenant)
+        for (before, after), names in sorted(moves.items()):
+            lines.append(f"upgraded {before} -> {after}: {shortened(names)}")
+        for outcome in self.failed:
+            stays = "" if outcome.error.startswith("no such") else f" (stays at {versions(outcome.before)})"
+            lines.append(f"failed {outcome.tenant}{stays}: {outcome.error}")
+        return "\n".join(lines)
+
+
+def versions(found: tuple[str, ...]) -> str:
+    return ",".join(found) if found else "base"
+
+
+def shortened(names: list[str], shown: int = 10) -> str:
+    names = sorted(names)
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+# --- Which tenants ------------------------------------------------------------------------
+
+
+def tenant_spec(config: Config, given: str | None) -> str:
+    spec = given or config.get_alembic_option("tenants")
+    if not spec:
+        raise CommandError(
+            "which tenants? give --tenants 'schemas:tenant_%' (a name pattern), 'query:SELECT name FROM tenants', "
+            "'module:function' or 'acme,globex', or set tenants = ... in alembic.ini"
+        )
+    return spec.strip()
+
+
+def list_tenants(config: Config, spec: str) -> list[Tenant]:
+    """The tenants ``spec`` names (see the module's docstring), each with its server's URL."""
+    url = database_url(config)
+    main = url.render_as_string(hide_password=False)
+    kind, _, rest = spec.partition(":")
+    if kind == "schemas" and rest:
+        found: Iterable = run_on_connection(url, lambda connection: schemas_like(connection, rest), cannot_connect)
+    elif kind == "query" and rest:
+        found = run_on_connection(url, lambda connection: rows_of(connection, rest), cannot_connect)
+    elif rest and ":" not in rest and "," not in spec:  # module:function
+        found = function_named(spec)(config)
+    elif not rest:
+        found = [name.strip() for name in spec.split(",") if name.strip()]
+    else:
+        raise CommandError(f"--tenants {spec!r}: expected schemas:PATTERN, query:SQL, module:function or a,b,c")
+    tenants: dict[str, Tenant] = {}
+    for item in found:
+        name, server = (item, main) if isinstance(item, str) else (item[0], item[1] or main)
+        tenant_name(name, f"listed by --tenants {kind}")
+        server_url = parse_url(str(server), f"the URL of tenant {name}") if server is not main else url
+        refuse_sqlite(server_url.get_backend_name())
+        tenant = Tenant(name, server_url.render_as_string(hide_password=False))
+        if name in tenants and tenants[name] != tenant:
+            raise CommandError(f"tenant {name!r} is listed twice, on two servers")
+        tenants[name] = tenant
+    return sorted(tenants.values(), key=lambda tenant: (tenant.url, tenant.name))
+
+
+def schemas_like(connection: Connection, pattern: str) -> list[str]:
+    refuse_sqlite(connection.dialect.name)
+    if connection.dialect.name == "postgresql":
+        sql = "SELECT nspname FROM pg_namespace WHERE nspname LIKE :pattern ORDER BY 1"
+    else:
+        sql = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE :pattern ORDER BY 1"
+    return list(connection.execute(text(sql), {"pattern": pattern}).scalars())
+
+
+def rows_of(connection: Connection, sql: str) -> list[tuple]:
+    try:
+        return [tuple(row) for row in connection.execute(text(sql))]
+    except DBAPIError as error:
+        raise CommandError(f"--tenants query failed: {describe(error)}") from None
+
+
+def function_named(spec: str) -> Callable[[Config], Iterable]:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise CommandError(f"--tenants {spec!r}: {error}") from None
+    if not callable(found):
+        raise CommandError(f"--tenants {spec!r} is not a function")
+    return found
+
+
+# --- Where each tenant stands, in a few queries per server ----------------------------------
+
+
+def stands(connection: Connection, names: list[str], table: str) -> dict[str, tuple[str, ...] | None]:
+    """Each tenant's versions (``()``: none yet), or None for a tenant with no schema."""
+    postgresql = connection.dialect.name == "postgresql"
+    quote = connection.dialect.identifier_preparer.quote_identifier
+    result: dict[str, tuple[str, ...] | None] = {}
+    for start in range(0, len(names), BATCH):
+        batch = names[start : start + BATCH]
+        if postgresql:
+            schemas = "SELECT nspname FROM pg_namespace WHERE nspname IN :names"
+            tables = (
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = :table AND c.relkind IN ('r', 'p') AND n.nspname IN :names"
+            )
+        else:
+            schemas = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN :names"
+            tables = (
+                "SELECT TABLE_SCHEMA FROM information_schema.TABLES "
+                "WHERE TABLE_NAME = :table AND TABLE_SCHEMA IN :names"
+            )
+        expanding = [bindparam("names", expanding=True)]
+        existing = set(connection.execute(text(schemas).bindparams(*expanding), {"names": batch}).scalars())
+        with_table = sorted(
+            connection.execute(text(tables).bindparams(*expanding), {"names": batch, "table": table}).scalars()
+        )
+        found: dict[str, list[str]] = defaultdict(list)
+        if with_table:  # names are tenant names (NAME): quoting is for the reserved ones
+            union = " UNION ALL ".join(
+                f"SELECT '{name}', version_num FROM {quote(name)}.{quote(table)}" for name in with_table
+            )
+            for name, version in connection.execute(text(union)):
+                found[name].append(version)
+        for name in batch:
+            result[name] = tuple(sorted(found[name])) if name in existing else None
+    if connection.in_transaction():
+        connection.rollback()
+    return result
+
+
+# --- Upgrading every tenant -------------------------------------------------------------------
+
+
+def upgrade_tenants(
+    config: Config,
+    revision: str = "heads",
+    tenants: str | None = None,
+    jobs: int | None = None,
+    per_server: int | None = None,
+    sql: bool = False,
+    sql_dir: str | None = None,
+    progress: bool | None = None,
+) -> Report:
+    """Upgrade every tenant ``tenants`` names (see the module's docstring) to ``revision``."""
+    started = time.monotonic()
+    spec = tenant_spec(config, tenants)
+    jobs = max(1, jobs if jobs is not None else min(4, os.cpu_count() or 1))
+    per_server = max(1, per_server if per_server is not None else jobs)
+    script = ScriptDirectory.from_config(config)
+    heads = tuple(sorted(script.get_heads()))
+    if not heads:
+        raise CommandError(f"{script.versions} holds no revision: no head to upgrade to")
+    to_head = revision in ("head", "heads")
+    everyone = list_tenants(config, spec)
+    table = version_table(config)
+    where: dict[str, tuple[str, ...] | None] = {}
+    for url, group in grouped(everyone).items():
+        names = [tenant.name for tenant in group]
+        where.update(run_on_connection(make_url(url), lambda c, n=names: stands(c, n, table), cannot_connect))
+    report = Report()
+    pending = []
+    for tenant in everyone:
+        found = where[tenant.name]
+        if found is None:
+            kind = "schema" if tenant.url.startswith("postgresql") else "database"
+            create = f"python -m migrations.cli create_tenant {tenant.name}"
+            error = f"no such {kind} on {tenant.where()} (a new tenant? {create})"
+            report.outcomes.append(Outcome(tenant.name, "failed", error=error))
+        elif to_head and found == heads:
+            report.outcomes.append(Outcome(tenant.name, "at head", found, found))
+        else:
+            pending.append((tenant, found))
+    job = Job(
+        config.config_file_name,
+        getattr(config, "toml_file_name", None),
+        config.config_ini_section,
+        tuple(getattr(config.cmd_opts, "x", None) or ()),
+        revision,
+        sql,
+    )
+    if sql:
+        report.outcomes.extend(write_sql(job, pending, config, sql_dir))
+    else:
+        show = sys.stderr.isatty() if progress is None else progress
+        report.outcomes.extend(run_all(job, pending, jobs, per_server, show, len(report.outcomes), len(everyone)))
+    report.outcomes.sort(key=lambda outcome: outcome.tenant)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def grouped(tenants: list[Tenant]) -> dict[str, list[Tenant]]:
+    by_url: dict[str, list[Tenant]] = defaultdict(list)
+    for tenant in tenants:
+        by_url[tenant.url].append(tenant)
+    return by_url
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to run env.py for a tenant (picklable: workers are processes)."""
+
+    config_file: str | None
+    toml_file: str | None
+    section: str
+    x: tuple[str, ...]
+    revision: str
+    sql: bool
+
+
+def tenant_config(job: Job, tenant: str, **attributes) -> Config:
+    config = Config(
+        job.config_file,
+        toml_file=job.toml_file,
+        ini_section=job.section,
+        cmd_opts=Namespace(x=list(job.x)),
+        attributes={"tenant": tenant, "configure_logger": False, **attributes},
+    )
+    return config
+
+
+_connections: dict[str, Connection] = {}  # a worker's, one per server, kept between tenants
+
+
+def migrate(job: Job, tenant: Tenant, before: tuple[str, ...]) -> Outcome:
+    """One tenant, through env.py, on this process's connection to its server."""
+    connection = _connections.get(tenant.url)
+    if connection is None or connection.closed or connection.invalidated:
+        try:
+            connection = _connections[tenant.url] = make_engine(tenant.url).connect()
+        except DBAPIError as error:
+            message = f"cannot connect to {tenant.where()}: {describe(error)}"
+            return Outcome(tenant.name, "failed", before, error=message)
+    config = tenant_config(job, tenant.name, connection=connection)
+    try:
+        command.upgrade(config, job.revision)
+    except Exception as error:  # one tenant's failure is reported, never raised
+        message = str(error) if isinstance(error, CommandError) else describe(error)
+        found = revision_that_raised(error)
+        if found and found[0] not in message:
+            message = f"revision {found[0]}: {message}"
+        now = stands_now(connection, tenant.name, job, before)
+        return Outcome(tenant.name, "failed", now, error=message.splitlines()[0])
+    after = stands_now(connection, tenant.name, job, before)
+    return Outcome(tenant.name, "upgraded" if after != before else "at head", before, after)
+
+
+def stands_now(connection: Connection, name: str, job: Job, before: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        table = version_table(tenant_config(job, name))
+        found = stands(connection, [name], table)[name]
+    except DBAPIError:
+        return before
+    return found or ()
+
+
+def run_all(job: Job, pending: list, jobs: int, per_server: int, show: bool, done: int, total: int) -> list[Outcome]:
+    bar = Progress(total, done) if show else None
+    outcomes: list[Outcome] = []
+    if jobs == 1 or len(pending) <= 1:
+        try:
+            for tenant, before in pending:
+                outcomes.append(migrate(job, tenant, before))
+                bar and bar.step(outcomes[-1])
+        finally:
+            close_connections()
+            bar and bar.end()
+        return outcomes
+    queue: dict[str, list] = defaultdict(list)
+    for tenant, before in pending:
+        queue[tenant.url].append((tenant, before))
+    running: dict[Future, str] = {}
+    busy: Counter = Counter()
+    with ProcessPoolExecutor(max_workers=min(jobs, len(pending))) as pool:
+        try:
+            while queue or running:
+                for url in list(queue):  # fill every free slot, at most per_server on a server
+                    while queue[url] and busy[url] < per_server and len(running) < jobs:
+                        tenant, before = queue[url].pop(0)
+                        running[pool.submit(migrate, job, tenant, before)] = url
+                        busy[url] += 1
+                    if not queue[url]:
+                        del queue[url]
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    busy[running.pop(future)] -= 1
+                    outcomes.append(future.result())
+                    bar and bar.step(outcomes[-1])
+        finally:
+            bar and bar.end()
+    return outcomes
+
+
+def close_connections() -> None:
+    while _connections:
+        _url, connection = _connections.popitem()
+        connection.close()
+
+
+class Progress:
+    """One line on the terminal (stderr), rewritten as tenants finish."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self.total, self.done, self.failed = total, done, 0
+
+    def step(self, outcome: Outcome) -> None:
+        self.done += 1
+        self.failed += outcome.status == "failed"
+        filled = round(30 * self.done / max(self.total, 1))
+        failed = f", {self.failed} failed" if self.failed else ""
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} tenants{failed}")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def write_sql(job: Job, pending: list, config: Config, sql_dir: str | None) -> list[Outcome]:
+    """--sql: each tenant's upgrade from where it stands, as SQL: one script on stdout, or one
+    file per tenant in ``sql_dir``."""
+    folder = Path(sql_dir) if sql_dir else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    for tenant, before in pending:
+        if len(before) > 1:  # --sql starts from one revision
+            error = f"--sql: at {versions(before)}, several heads; upgrade it online"
+            outcomes.append(Outcome(tenant.name, "failed", before, error=error))
+            continue
+        target = f"{before[0]}:{job.revision}" if before else job.revision
+        buffer = open(folder / f"{tenant.name}.sql", "w") if folder is not None else sys.stdout  # noqa: SIM115
+        try:
+            tenant_conf = tenant_config(job, tenant.name, database_url=tenant.url)
+            tenant_conf.output_buffer = buffer
+            if folder is None:
+                buffer.write(f"-- tenant {tenant.name}\n")
+            command.upgrade(tenant_conf, target, sql=True)
+        except CommandError as error:
+            outcomes.append(Outcome(tenant.name, "failed", before, error=str(error).splitlines()[0]))
+            continue
+        finally:
+            if folder is not None:
+                buffer.close()
+        outcomes.append(Outcome(tenant.name, "written", before))
+    return outcomes
+
+
+# --- A new tenant ---------------------------------------------------------------------------
+
+
+def create_tenant(config: Config, name: str, url: URL | str | None = None) -> str:
+    """Build a new tenant at head, as create_db.py builds a database: its schema (PostgreSQL)
+    or database (MariaDB), every table of the models, the declared objects and those the
+    history makes, and the stamp in the tenant's version table. PostgreSQL: one transaction.
+    MariaDB commits DDL as it goes: a failed build drops the database it created. Refuses a
+    tenant that exists, changing nothing. For application code (a sign-up) and
+    ``python -m migrations.cli create_tenant NAME``."""
+    import create_db as recipe  # beside alembic.ini, on sys.path with it
+
+    tenant_name(name, "e.g. create_tenant acme")
+    if url is not None:
+        config.attributes["database_url"] = url
+    url = database_url(config)
+    refuse_sqlite(url.get_backend_name())
+    script = recipe.require_revisions(config)
+    metadata = recipe.target_metadata(config)
+    where = url.render_as_string(hide_password=True)
+    table = version_table(config)
+
+    def build(connection: Connection) -> str:
+        postgresql = connection.dialect.name == "postgresql"
+        quoted = connection.dialect.identifier_preparer.quote_identifier(name)
+        if stands(connection, [name], table)[name] is not None:
+            raise recipe.Refused(f"tenant {name!r} already exists on {where}: create_tenant changed nothing")
+        config.attributes["tenant"] = name
+        if postgresql:
+            with connection.begin():
+                connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+                fill(connection)
+            return connection.execute(text(f"SELECT version_num FROM {quoted}.{table}")).scalar_one()
+        try:
+            connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            connection.commit()
+        except DBAPIError as error:  # made meanwhile by another run: theirs, left alone
+            raise recipe.Refused(f"tenant {name!r}: {describe(error)}; create_tenant changed nothing") from None
+        try:
+            with connection.begin():
+                fill(connection)
+        except BaseException:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.exec_driver_sql(f"DROP DATABASE {quoted}")
+            raise
+        return connection.execute(text(f"SELECT version_num FROM {quoted}.{table}")).scalar_one()
+
+    def fill(connection: Connection) -> None:
+        with in_tenant(connection, name):
+            metadata.create_all(connection, tables=recipe.tables_of(metadata), checkfirst=False)
+            recipe.create_declared_objects(connection, metadata)
+            recipe.create_history_objects(connection, config, script, metadata, [], False)
+        recipe.stamp_head(config, connection, script)  # through env.py: into the tenant's version table
+
+    try:
+        head = run_on_connection(url, build, cannot_connect)
+    except DBAPIError as error:
+        raise CommandError(f"tenant {name!r} on {where}: {describe(error)}. Nothing of it was left.") from None
+    finally:
+        config.attributes.pop("tenant", None)
+    return f"Created tenant {name} on {where} at head {head}: {recipe.summary(recipe.plan(metadata, table), table)}."
