@@ -72,3 +72,15 @@ def bake(cookies) -> Callable[..., BakedProject]:
 
 # tests/proofs/ runs inside baked projects (tests/test_proofs.py), not here.
 collect_ignore = ["proofs"]
+
+# The longest tests first, so that two workers (pytest -n 2, README) finish together:
+# each proofs bake takes minutes, the lowest-versions tests share a virtualenv.
+LONGEST_FIRST = ("test_proofs.py", "test_lowest_versions.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file stays

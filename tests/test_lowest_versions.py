@@ -31,6 +31,8 @@ from packaging.utils import canonicalize_name
 from tests.conftest import SERVERS, TEMPLATE, BakedProject
 
 DATABASES = ["sqlite", "postgresql", "mysql"]
+# Under pytest-xdist (README's -n 2 --dist loadgroup), one worker runs them all: one virtualenv.
+pytestmark = pytest.mark.xdist_group("lowest")
 # What pip prints when it cannot reach the index, as opposed to finding no such version.
 UNREACHABLE = re.compile(r"connection broken by|Could not fetch URL|Max retries exceeded|ProxyError")
 
@@ -49,7 +51,7 @@ class LowestVersions:
         if module == "pytest":
             args = (*args, "-q", "-rs", "-p", "no:cacheprovider")
         command = [str(self.python), "-m", module, *args]
-        return subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True, timeout=900)
+        return subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def floors(pyproject: dict) -> dict[str, str]:
@@ -93,7 +95,7 @@ def lowest(cookies_session, tmp_path_factory) -> LowestVersions:
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True)
     python = folder / "bin" / "python"
     install = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--retries", "2", "-q"]
-    result = subprocess.run([*install, *requirements], capture_output=True, text=True, timeout=900)
+    result = subprocess.run([*install, *requirements], capture_output=True, text=True, timeout=1800)
     output = result.stdout + result.stderr
     if result.returncode != 0 and UNREACHABLE.search(output):
         reason = f"pip cannot reach the package index to install {requirements}: {output.strip()[-400:]}"

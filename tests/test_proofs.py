@@ -43,7 +43,8 @@ def test_the_proofs_pass_against_a_baked_project(bake, database, config, paths, 
     project = bake(project_name=f"Proofs {database}", database=database, config=config)
     shutil.copytree(TEMPLATE / "tests" / "proofs", project.path / "proofs")
     env = {"TEST_DATABASE_URL": SERVERS[database]} if SERVERS[database] else {}
-    result = project.run("python", "-m", "pytest", *paths, "-p", "no:cacheprovider", "-q", "-rs", env=env)
+    command = ["python", "-m", "pytest", *paths, "-p", "no:cacheprovider", "-q", "-rs"]
+    result = project.run(*command, env=env, timeout=1800)  # minutes, longer beside another worker
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     print(f"{database}, {config}: {output.strip().splitlines()[-1]}")
