@@ -7,7 +7,12 @@ a build that fails leaves nothing. PostgreSQL (schemas) and MariaDB (databases).
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +24,8 @@ from migrations.all_tenants import create_tenant, upgrade_tenants
 from migrations.settings import make_engine, target_metadata
 from migrations.testing.fixtures import alembic_config_for
 from proofs.helpers import alembic_cli, drop_database, run_in_project
-from proofs.test_stairway import HEAD
+from proofs.test_environments import add_audit_environment
+from proofs.test_stairway import HEAD, revision_source
 from proofs.test_tenants import TABLES, make_tenant, tables_in, version_in
 
 FIRST = "3ab8b2dfb055"  # the example history's first revision: it creates the table customer
@@ -154,3 +160,119 @@ def test_sqlite_refuses_in_one_line(database_url: URL, dialect: str, tmp_path: P
         said = (result.stdout + result.stderr).strip().splitlines()
         assert result.returncode != 0 and said == [said[-1]] and "SQLite has no schemas" in said[-1], said
     assert not (tmp_path / "never.db").exists()
+
+
+def test_shared_tables_and_tenant_tables_are_two_histories(database_url: URL, names: list[str], project_copy: Path):
+    """The README's way: the main history holds the shared tables (in the URL's own schema or
+    database), a second environment (test_environments' [audit] history, here the tenants')
+    the tables of every tenant; each history's version table lives with its tables."""
+    a, b, _ = names
+    add_audit_environment(project_copy)
+    own = {"AUDIT_DATABASE_URL": database_url.render_as_string(hide_password=False)}
+
+    def run(*args: str):
+        result = run_in_project(database_url, *args, cwd=project_copy, **own)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    run("-m", "alembic", "upgrade", "head")  # the shared tables
+    assert f"Created tenant {a} " in run("-m", "migrations.cli", "--name", "audit", "create_tenant", a)
+    make_tenant(database_url, b)
+    pattern = f"schemas:{database_url.database}_%"
+    said = run("-m", "migrations.cli", "--name", "audit", "upgrade_tenants", "--tenants", pattern)
+    assert ": 1 upgraded, 1 at head." in said and f"-> au1: {b}" in said, said
+    assert tables_in(database_url, None) == TABLES  # shared: the main history's, and its version table
+    for name in (a, b):
+        assert tables_in(database_url, name) == ["alembic_version_audit", "audit_event"]
+        run("-m", "alembic", "--name", "audit", "-x", f"tenant={name}", "check")
+    run("-m", "alembic", "check")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def second_server(dialect: str) -> Iterator[URL]:
+    """A second PostgreSQL server (cluster) on another port of this machine, made with
+    initdb for the test and removed after it."""
+    if dialect != "postgresql":
+        pytest.skip("two PostgreSQL servers (a second MariaDB server is not started here)")
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]), None)
+    if found is None:
+        reason = "no initdb on PATH or in /usr/lib/postgresql/*/bin: cannot start a second PostgreSQL server"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    bin_dir = Path(found).resolve().parent
+    folder = Path(tempfile.mkdtemp(prefix="second-server-"))  # not under pytest's: the server's user enters it
+    as_user = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+
+    def run(*command: str) -> None:
+        result = subprocess.run([*as_user, *command], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+    try:
+        yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=port, database="postgres")
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# A revision after head that notes when it ran in the tenant, half a second long.
+TIMED = revision_source(
+    "timed",
+    HEAD,
+    'op.execute("CREATE TABLE ran AS SELECT clock_timestamp() AS started")\n'
+    'op.execute("SELECT pg_sleep(0.5)")\n'
+    'op.execute("ALTER TABLE ran ADD COLUMN finished timestamptz DEFAULT clock_timestamp()")',
+    'op.drop_table("ran")',
+)
+
+
+def test_tenants_over_two_servers_from_one_directory(
+    database_url: URL, names: list[str], second_server: URL, project_copy: Path
+):
+    """A directory table maps each tenant to its server: two tenants on this server, two on a
+    second PostgreSQL server, migrated by one command, at most one at a time per server."""
+    (project_copy / "migrations" / "versions" / "timed.py").write_text(TIMED)
+    there = second_server.set(database=f"{database_url.database}_two")
+    admin = make_engine(second_server).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {there.database}")
+    try:
+        a, b, c = names
+        d = f"{database_url.database}_d"
+        with make_engine(database_url).begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {a}; CREATE SCHEMA {b}")
+            connection.exec_driver_sql("CREATE TABLE tenant_directory (name TEXT PRIMARY KEY, url TEXT)")
+            rows = [{"name": a, "url": None}, {"name": b, "url": None}]
+            rows += [{"name": name, "url": there.render_as_string(hide_password=False)} for name in (c, d)]
+            connection.execute(text("INSERT INTO tenant_directory VALUES (:name, :url)"), rows)
+        with make_engine(there).begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {c}; CREATE SCHEMA {d}")
+        arguments = ["upgrade_tenants", "--tenants", "query:SELECT name, url FROM tenant_directory"]
+        result = run_in_project(
+            database_url, "-m", "migrations.cli", *arguments, "--jobs", "4", "--per-server", "1", cwd=project_copy
+        )
+        said = result.stdout + result.stderr
+        assert result.returncode == 0 and "4 tenants in " in said and ": 4 upgraded." in said, said
+        for url, pair in ((database_url, (a, b)), (there, (c, d))):
+            assert [version_in(url, name) for name in pair] == [["timed"], ["timed"]]
+            with make_engine(url).connect() as connection:
+                first, second = [connection.execute(text(f"SELECT started, finished FROM {n}.ran")).one() for n in pair]
+            assert first[1] <= second[0] or second[1] <= first[0], (first, second)  # one at a time per server
+        assert not exists(database_url, c) and not exists(there, a)  # each tenant on its own server
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {there.database} WITH (FORCE)")
+        admin.dispose()
