@@ -7,6 +7,7 @@ a build that fails leaves nothing. PostgreSQL (schemas) and MariaDB (databases).
 
 from __future__ import annotations
 
+import configparser
 import glob
 import os
 import shutil
@@ -23,10 +24,11 @@ from sqlalchemy import DDL, URL, event, text
 from migrations.all_tenants import create_tenant, upgrade_tenants
 from migrations.settings import make_engine, target_metadata
 from migrations.testing.fixtures import alembic_config_for
-from proofs.helpers import alembic_cli, drop_database, run_in_project
+from proofs.helpers import PROJECT, alembic_cli, drop_database, run_in_project
 from proofs.test_environments import add_audit_environment
 from proofs.test_stairway import HEAD, revision_source
 from proofs.test_tenants import TABLES, make_tenant, tables_in, version_in
+from proofs.test_walk import run_suite
 
 FIRST = "3ab8b2dfb055"  # the example history's first revision: it creates the table customer
 
@@ -276,3 +278,50 @@ def test_tenants_over_two_servers_from_one_directory(
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {there.database} WITH (FORCE)")
         admin.dispose()
+
+
+LEDGER_MODEL = """
+
+class Ledger(Base):
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+"""
+
+
+def test_the_suite_in_a_tenant_names_a_revision_that_hard_codes_a_schema(
+    project_copy: Path, server: URL, dialect: str, tmp_path: Path
+):
+    """``tenant_history = true``: the baked suite walks, checks and builds inside a tenant, with
+    no false alarm on a sound history. On PostgreSQL a revision naming the schema "public",
+    which the suite outside a tenant cannot tell from the default, is caught. (On MariaDB a
+    tenant is the database the suite runs in already; a revision naming another database
+    fails there in any case.)"""
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no schemas")
+    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(project_copy / "alembic.ini")
+    parser["alembic"]["tenant_history"] = "true"
+    with (project_copy / "alembic.ini").open("w") as ini:
+        parser.write(ini)
+    url = server.render_as_string(hide_password=False)
+    outcomes = run_suite(project_copy, url, tmp_path)
+    assert all(said is None for said in outcomes.values()), outcomes  # a sound history: no false alarm
+    if dialect != "postgresql":
+        return
+    create = 'op.create_table("ledger", sa.Column("id", sa.Integer(), primary_key=True), schema="public")'
+    drop = 'op.drop_table("ledger", schema="public")'
+    (project_copy / "migrations" / "versions" / "ledger.py").write_text(revision_source("ledger", HEAD, create, drop))
+    models = next(project_copy.glob("*/models.py"))
+    models.write_text(models.read_text() + LEDGER_MODEL)
+    outcomes = run_suite(project_copy, url, tmp_path)
+    said = outcomes["test_the_models_match_the_schema_at_head"]
+    assert said is not None and "add_table: table ledger" in said and "ran in a tenant" in said, outcomes
+    said = outcomes["test_create_db_builds_what_upgrade_head_builds"]
+    assert said is not None and "ledger" in said and "ran in a tenant" in said, outcomes
+    parser["alembic"]["tenant_history"] = "false"  # outside a tenant, the same history passes: "public" is the default
+    with (project_copy / "alembic.ini").open("w") as ini:
+        parser.write(ini)
+    outcomes = run_suite(project_copy, url, tmp_path)
+    assert all(said is None for said in outcomes.values()), outcomes
