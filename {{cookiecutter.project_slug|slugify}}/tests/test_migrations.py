@@ -51,7 +51,6 @@ from migrations.testing.collector import freeze
 from migrations.testing.connections import Link, connected
 from migrations.testing.fixtures import ALEMBIC_INI, Databases, project_config
 from migrations.testing.schema import compared, existing_objects, sqlite_driver_rows, version_tables
-from migrations.testing.tenant_suite import SUITE_TENANT, enter, hint, tenant_history, tenant_of
 from migrations.testing.stairway import (
     Migrator,
     NotDowngraded,
@@ -62,6 +61,7 @@ from migrations.testing.stairway import (
     row_counts,
     walk,
 )
+from migrations.testing.tenant_suite import SUITE_TENANT, enter, hint, tenant_history, tenant_of
 
 # Check only the revisions after this one, e.g. when hundreds of old ones are settled
 # (pytest-alembic's minimum_downgrade_revision): a revision id, or None for all of them.
@@ -249,7 +249,8 @@ def test_the_models_match_the_schema_at_head(at_head: URL, script: ScriptDirecto
             found = [described_diff(diff) for diff in error.diffs]
     pytest.fail(  # outside the except: no chain of exceptions printed
         f"the models differ from the schema upgrade head builds ({plural(len(found), 'difference')}, as "
-        "`alembic check` finds them; `alembic revision --autogenerate` writes them):\n  " + "\n  ".join(found)
+        "`alembic check` finds them; `alembic revision --autogenerate` writes them):\n  "
+        + "\n  ".join(found)
         + hint(project_config(name=environment)),
         pytrace=False,
     )
