@@ -14,12 +14,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.util import CommandError
 from sqlalchemy import DDL, URL, event, text
+from sqlalchemy.exc import OperationalError
 
 from migrations.all_tenants import create_tenant, upgrade_tenants
 from migrations.settings import make_engine, target_metadata
@@ -196,88 +198,129 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def missing(what: str) -> None:
+    reason = f"{what}: cannot start a second server"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture
-def second_server(dialect: str) -> Iterator[URL]:
-    """A second PostgreSQL server (cluster) on another port of this machine, made with
-    initdb for the test and removed after it."""
-    if dialect != "postgresql":
-        pytest.skip("two PostgreSQL servers (a second MariaDB server is not started here)")
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]), None)
-    if found is None:
-        reason = "no initdb on PATH or in /usr/lib/postgresql/*/bin: cannot start a second PostgreSQL server"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    bin_dir = Path(found).resolve().parent
+def second_server(database_url: URL, dialect: str) -> Iterator[URL]:
+    """A second server of the test's kind on another port of this machine, made for the test
+    (PostgreSQL: initdb and pg_ctl; MariaDB: mariadb-install-db and mariadbd), removed after."""
+    if dialect == "sqlite":
+        pytest.skip("SQLite has no servers")
     folder = Path(tempfile.mkdtemp(prefix="second-server-"))  # not under pytest's: the server's user enters it
-    as_user = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
+    port, as_root = free_port(), os.geteuid() == 0
+    owner = "postgres" if dialect == "postgresql" else "mysql"
+    if as_root:  # the servers refuse to run as root: as their own user
+        shutil.chown(folder, owner)
 
     def run(*command: str) -> None:
-        result = subprocess.run([*as_user, *command], capture_output=True, text=True, timeout=120)
+        prefix = ["runuser", "-u", owner, "--"] if as_root and dialect == "postgresql" else []
+        result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
 
-    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+    url = database_url.set(host="127.0.0.1", port=port, username="postgres" if dialect == "postgresql" else "root")
+    if dialect == "postgresql":
+        initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]), None)
+        if initdb is None:
+            missing("no initdb on PATH or in /usr/lib/postgresql/*/bin")
+        pg_ctl, data = str(Path(initdb).resolve().parent / "pg_ctl"), folder / "data"
+        run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+        try:
+            yield url.set(database="postgres")
+        finally:
+            run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    mariadbd = shutil.which("mariadbd", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if install is None or mariadbd is None:
+        missing("no mariadb-install-db or mariadbd")
+    user = ["--user=mysql"] if as_root else []
+    data = str(folder / "data")
+    root = "--auth-root-authentication-method=normal"  # root, no password, as the test server's
+    run(install, "--no-defaults", f"--datadir={data}", *user, root, "--skip-test-db")
+    options = [f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1", f"--socket={folder / 'sock'}"]
+    options += ["--skip-log-bin", "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", *user]
+    with open(folder / "log", "w") as log:
+        server = subprocess.Popen([mariadbd, "--no-defaults", *options], stdout=log, stderr=subprocess.STDOUT)
     try:
-        yield URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=port, database="postgres")
+        for _ in range(120):  # up to 30 s to accept connections
+            try:
+                make_engine(url.set(database="mysql")).connect().close()
+                break
+            except OperationalError:
+                assert server.poll() is None, (folder / "log").read_text()
+                time.sleep(0.25)
+        yield url.set(database="mysql")
     finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        server.terminate()
+        server.wait(timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
 
 # A revision after head that notes when it ran in the tenant, half a second long.
-TIMED = revision_source(
-    "timed",
-    HEAD,
-    'op.execute("CREATE TABLE ran AS SELECT clock_timestamp() AS started")\n'
-    'op.execute("SELECT pg_sleep(0.5)")\n'
-    'op.execute("ALTER TABLE ran ADD COLUMN finished timestamptz DEFAULT clock_timestamp()")',
-    'op.drop_table("ran")',
-)
+TIMED = {
+    "postgresql": revision_source(
+        "timed",
+        HEAD,
+        'op.execute("CREATE TABLE ran AS SELECT clock_timestamp() AS started")\n'
+        'op.execute("SELECT pg_sleep(0.5)")\n'
+        'op.execute("ALTER TABLE ran ADD COLUMN finished timestamptz DEFAULT clock_timestamp()")',
+        'op.drop_table("ran")',
+    ),
+    "mysql": revision_source(
+        "timed",
+        HEAD,
+        'op.execute("CREATE TABLE ran AS SELECT SYSDATE(6) AS started")\n'
+        'op.execute("DO SLEEP(0.5)")\n'
+        'op.execute("ALTER TABLE ran ADD COLUMN finished DATETIME(6)")\n'
+        'op.execute("UPDATE ran SET finished = SYSDATE(6)")',
+        'op.drop_table("ran")',
+    ),
+}
 
 
 def test_tenants_over_two_servers_from_one_directory(
-    database_url: URL, names: list[str], second_server: URL, project_copy: Path
+    database_url: URL, dialect: str, names: list[str], second_server: URL, project_copy: Path
 ):
     """A directory table maps each tenant to its server: two tenants on this server, two on a
-    second PostgreSQL server, migrated by one command, at most one at a time per server."""
-    (project_copy / "migrations" / "versions" / "timed.py").write_text(TIMED)
-    there = second_server.set(database=f"{database_url.database}_two")
-    admin = make_engine(second_server).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {there.database}")
-    try:
-        a, b, c = names
-        d = f"{database_url.database}_d"
-        with make_engine(database_url).begin() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {a}; CREATE SCHEMA {b}")
-            connection.exec_driver_sql("CREATE TABLE tenant_directory (name TEXT PRIMARY KEY, url TEXT)")
-            rows = [{"name": a, "url": None}, {"name": b, "url": None}]
-            rows += [{"name": name, "url": there.render_as_string(hide_password=False)} for name in (c, d)]
-            connection.execute(text("INSERT INTO tenant_directory VALUES (:name, :url)"), rows)
-        with make_engine(there).begin() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {c}; CREATE SCHEMA {d}")
-        arguments = ["upgrade_tenants", "--tenants", "query:SELECT name, url FROM tenant_directory"]
-        result = run_in_project(
-            database_url, "-m", "migrations.cli", *arguments, "--jobs", "4", "--per-server", "1", cwd=project_copy
-        )
-        said = result.stdout + result.stderr
-        assert result.returncode == 0 and "4 tenants in " in said and ": 4 upgraded." in said, said
-        for url, pair in ((database_url, (a, b)), (there, (c, d))):
-            assert [version_in(url, name) for name in pair] == [["timed"], ["timed"]]
-            with make_engine(url).connect() as connection:
-                first, second = [connection.execute(text(f"SELECT started, finished FROM {n}.ran")).one() for n in pair]
-            assert first[1] <= second[0] or second[1] <= first[0], (first, second)  # one at a time per server
-        assert not exists(database_url, c) and not exists(there, a)  # each tenant on its own server
-    finally:
+    second server of the same kind, migrated by one command, at most one at a time per server."""
+    (project_copy / "migrations" / "versions" / "timed.py").write_text(TIMED[dialect])
+    postgresql = dialect == "postgresql"
+    there = second_server.set(database=f"{database_url.database}_two") if postgresql else second_server
+    if postgresql:
+        admin = make_engine(second_server).execution_options(isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {there.database} WITH (FORCE)")
+            connection.exec_driver_sql(f"CREATE DATABASE {there.database}")
         admin.dispose()
+    a, b, c = names
+    d = f"{database_url.database}_d"
+    for url, pair in ((database_url, (a, b)), (there, (c, d))):
+        for name in pair:
+            make_tenant(url, name)
+    with make_engine(database_url).begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE tenant_directory (name VARCHAR(64) PRIMARY KEY, url TEXT)")
+        rows = [{"name": a, "url": None}, {"name": b, "url": None}]
+        rows += [{"name": name, "url": there.render_as_string(hide_password=False)} for name in (c, d)]
+        connection.execute(text("INSERT INTO tenant_directory VALUES (:name, :url)"), rows)
+    arguments = ["upgrade_tenants", "--tenants", "query:SELECT name, url FROM tenant_directory"]
+    result = run_in_project(
+        database_url, "-m", "migrations.cli", *arguments, "--jobs", "4", "--per-server", "1", cwd=project_copy
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 0 and "4 tenants in " in said and ": 4 upgraded." in said, said
+    for url, pair in ((database_url, (a, b)), (there, (c, d))):
+        assert [version_in(url, name) for name in pair] == [["timed"], ["timed"]]
+        with make_engine(url).connect() as connection:
+            first, second = [connection.execute(text(f"SELECT started, finished FROM {n}.ran")).one() for n in pair]
+        assert first[1] <= second[0] or second[1] <= first[0], (first, second)  # one at a time per server
+    assert not exists(database_url, c) and not exists(there, a)  # each tenant on its own server
 
 
 LEDGER_MODEL = """
