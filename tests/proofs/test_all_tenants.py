@@ -140,7 +140,8 @@ def test_sql_one_script_for_all_or_one_file_each(database_url: URL, names: list[
 
 
 def test_tenants_listed_by_a_function_with_an_unknown_one(database_url: URL, names: list[str]):
-    """``--tenants module:function``; an unknown tenant is a failure of its own, in one line."""
+    """``--tenants module:function``; an unknown tenant is a failure of its own, in one line,
+    unless creating was asked for (``--create``): then it is built at head."""
     a, b, _ = names
     make_tenant(database_url, a)
     config = alembic_config_for(database_url)
@@ -149,6 +150,9 @@ def test_tenants_listed_by_a_function_with_an_unknown_one(database_url: URL, nam
     assert [(o.tenant, o.status) for o in report.outcomes] == [(a, "upgraded"), (b, "failed")]
     assert report.outcomes[1].error.startswith("no such ") and "create_tenant" in report.outcomes[1].error
     assert version_in(database_url, a) == [HEAD] and not exists(database_url, b)
+    report = upgrade_tenants(config, tenants="proofs.test_all_tenants:listed", jobs=1, progress=False, create=True)
+    assert [(o.tenant, o.status) for o in report.outcomes] == [(a, "at head"), (b, "created")]
+    assert version_in(database_url, b) == [HEAD] and TABLES[1] in tables_in(database_url, b)
 
 
 def listed(config) -> list[str]:

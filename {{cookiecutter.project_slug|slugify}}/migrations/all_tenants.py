@@ -87,7 +87,7 @@ class Report:
     def summary(self) -> str:
         counts = Counter(outcome.status for outcome in self.outcomes)
         total = len(self.outcomes)
-        order = ("upgraded", "written", "at head", "failed")
+        order = ("upgraded", "created", "written", "at head", "failed")
         parts = [f"{counts[status]} {status}" for status in order if counts[status]]
         lines = [f"{total} tenant{'s' if total != 1 else ''} in {self.seconds:.1f} s: {', '.join(parts) or 'none'}."]
         moves = defaultdict(list)
@@ -231,8 +231,11 @@ def upgrade_tenants(
     sql: bool = False,
     sql_dir: str | None = None,
     progress: bool | None = None,
+    create: bool = False,
 ) -> Report:
-    """Upgrade every tenant ``tenants`` names (see the module's docstring) to ``revision``."""
+    """Upgrade every tenant ``tenants`` names (see the module's docstring) to ``revision``;
+    ``create``: build those that do not exist yet at head (``create_tenant``), instead of
+    reporting each as a failure."""
     started = time.monotonic()
     spec = tenant_spec(config, tenants)
     jobs = max(1, jobs if jobs is not None else min(4, os.cpu_count() or 1))
@@ -252,10 +255,12 @@ def upgrade_tenants(
     pending = []
     for tenant in everyone:
         found = where[tenant.name]
-        if found is None:
+        if found is None and create and not sql and to_head:
+            pending.append((tenant, None))
+        elif found is None:
             kind = "schema" if tenant.url.startswith("postgresql") else "database"
             create = f"python -m migrations.cli create_tenant {tenant.name}"
-            error = f"no such {kind} on {tenant.where()} (a new tenant? {create})"
+            error = f"no such {kind} on {tenant.where()} (a new tenant? --create, or {create})"
             report.outcomes.append(Outcome(tenant.name, "failed", error=error))
         elif to_head and found == heads:
             report.outcomes.append(Outcome(tenant.name, "at head", found, found))
@@ -298,7 +303,7 @@ class Job:
     sql: bool
 
 
-def tenant_config(job: Job, tenant: str, **attributes) -> Config:
+def tenant_config(job: Job, tenant: str | None, **attributes) -> Config:
     config = Config(
         job.config_file,
         toml_file=job.toml_file,
@@ -312,8 +317,16 @@ def tenant_config(job: Job, tenant: str, **attributes) -> Config:
 _connections: dict[str, Connection] = {}  # a worker's, one per server, kept between tenants
 
 
-def migrate(job: Job, tenant: Tenant, before: tuple[str, ...]) -> Outcome:
-    """One tenant, through env.py, on this process's connection to its server."""
+def migrate(job: Job, tenant: Tenant, before: tuple[str, ...] | None) -> Outcome:
+    """One tenant, through env.py, on this process's connection to its server; ``before``
+    None: a tenant to create at head."""
+    if before is None:
+        try:
+            create_tenant(tenant_config(job, None), tenant.name, tenant.url)
+        except Exception as error:  # reported, never raised
+            message = str(error) if isinstance(error, CommandError) else describe(error)
+            return Outcome(tenant.name, "failed", error=message.splitlines()[0])
+        return Outcome(tenant.name, "created")
     connection = _connections.get(tenant.url)
     if connection is None or connection.closed or connection.invalidated:
         try:

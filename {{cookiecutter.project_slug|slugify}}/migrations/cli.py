@@ -75,11 +75,11 @@ def apply_models(config: Config) -> None:
     config.print_stdout("\n".join(done) if done else "The database already matches the models.")
 
 
-def upgrade_tenants(config: Config, revision: str, tenants, jobs, per_server, sql, sql_dir) -> None:
+def upgrade_tenants(config: Config, revision: str, tenants, jobs, per_server, sql, sql_dir, create) -> None:
     """Upgrade every tenant; a summary at the end; exit status 1 if any failed (migrations/all_tenants.py)."""
     from migrations.all_tenants import upgrade_tenants as upgrade
 
-    report = upgrade(config, revision, tenants, jobs, per_server, sql or bool(sql_dir), sql_dir)
+    report = upgrade(config, revision, tenants, jobs, per_server, sql or bool(sql_dir), sql_dir, create=create)
     # With --sql, stdout is the script: the summary goes to stderr.
     print(report.summary(), file=sys.stderr if sql and not sql_dir else sys.stdout, flush=True)
     if report.failed:
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     tenants.add_argument("--per-server", type=int, help="at most this many at once on one server (default: --jobs)")
     tenants.add_argument("--sql", action="store_true", help="print each tenant's SQL instead, as one script")
     tenants.add_argument("--sql-dir", help="write each tenant's SQL to DIR/<tenant>.sql instead")
-    kwargs = ["tenants", "jobs", "per_server", "sql", "sql_dir"]
+    tenants.add_argument("--create", action="store_true", help="build the listed tenants that do not exist, at head")
+    kwargs = ["tenants", "jobs", "per_server", "sql", "sql_dir", "create"]
     tenants.set_defaults(cmd=(upgrade_tenants, ["revision"], kwargs))
     cli.main(argv=argv)
 
