@@ -372,3 +372,30 @@ def test_the_suite_in_a_tenant_names_a_revision_that_hard_codes_a_schema(
         parser.write(ini)
     outcomes = run_suite(project_copy, url, tmp_path)
     assert all(said is None for said in outcomes.values()), outcomes
+
+
+KILLER = revision_source(
+    "killer",
+    HEAD,
+    "if os.environ.get('KILL_IN_TENANT') == op.get_context().config.attributes.get('tenant'):\n"
+    "    os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies under this tenant\n"
+    'op.create_table("after_kill", sa.Column("id", sa.Integer(), primary_key=True))',
+    'op.drop_table("after_kill")',
+)
+
+
+def test_a_worker_killed_under_one_tenant_stops_no_other(database_url: URL, names: list[str], project_copy: Path):
+    """The process migrating one tenant is killed (out of memory, a kill -9): the other
+    tenants are still upgraded, in a new pool if need be; that one is named, exit status 1."""
+    a, b, c = names
+    source = KILLER.replace("import sqlalchemy as sa\n", "import os\nimport signal\n\nimport sqlalchemy as sa\n", 1)
+    (project_copy / "migrations" / "versions" / "killer.py").write_text(source)
+    for name in names:
+        make_tenant(database_url, name)
+    pattern = f"schemas:{database_url.database}_%"
+    arguments = ["-m", "migrations.cli", "upgrade_tenants", "--tenants", pattern, "--jobs", "2"]
+    result = run_in_project(database_url, *arguments, cwd=project_copy, KILL_IN_TENANT=b)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and ": 2 upgraded, 1 failed." in said, said
+    assert f"failed {b} " in said and "worker process died, twice" in said, said
+    assert version_in(database_url, a) == ["killer"] and version_in(database_url, c) == ["killer"]

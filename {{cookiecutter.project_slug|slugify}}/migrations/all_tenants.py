@@ -36,6 +36,7 @@ from argparse import Namespace
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -374,26 +375,64 @@ def run_all(job: Job, pending: list, jobs: int, per_server: int, show: bool, don
     queue: dict[str, list] = defaultdict(list)
     for tenant, before in pending:
         queue[tenant.url].append((tenant, before))
-    running: dict[Future, str] = {}
-    busy: Counter = Counter()
-    with ProcessPoolExecutor(max_workers=min(jobs, len(pending))) as pool:
-        try:
-            while queue or running:
-                for url in list(queue):  # fill every free slot, at most per_server on a server
-                    while queue[url] and busy[url] < per_server and len(running) < jobs:
-                        tenant, before = queue[url].pop(0)
-                        running[pool.submit(migrate, job, tenant, before)] = url
-                        busy[url] += 1
-                    if not queue[url]:
-                        del queue[url]
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    busy[running.pop(future)] -= 1
-                    outcomes.append(future.result())
-                    bar and bar.step(outcomes[-1])
-        finally:
-            bar and bar.end()
+    died: Counter = Counter()  # tenants whose worker died under them (killed, out of memory)
+    try:
+        while queue:  # a new pool after a worker died: the others' tenants are tried again, once
+            if not run_in_pool(job, queue, jobs, per_server, outcomes, died, bar):
+                for tenant, before in [item for waiting in queue.values() for item in waiting]:
+                    error = "not run: no worker process could be started"
+                    outcomes.append(Outcome(tenant.name, "failed", before or (), error=error))
+                queue.clear()
+    finally:
+        bar and bar.end()
     return outcomes
+
+
+def run_in_pool(
+    job: Job, queue: dict, jobs: int, per_server: int, outcomes: list, died: Counter, bar: Progress | None
+) -> bool:
+    """Run the queued tenants in one pool of worker processes, at most ``per_server`` at once
+    on a server; if a worker dies, every tenant the pool had in flight goes back in the queue
+    (a second death under the same tenant fails it) and the pool is left for a new one.
+    False if not one tenant could be handed to it."""
+    running: dict[Future, tuple[str, Tenant, tuple[str, ...] | None]] = {}
+    busy: Counter = Counter()
+    broken, submitted = False, False
+    with ProcessPoolExecutor(max_workers=min(jobs, sum(len(waiting) for waiting in queue.values()))) as pool:
+        while (queue and not broken) or running:
+            for url in list(queue) if not broken else []:  # fill every free slot
+                while queue[url] and busy[url] < per_server and len(running) < jobs:
+                    tenant, before = queue[url][0]
+                    try:
+                        running[pool.submit(migrate, job, tenant, before)] = (url, tenant, before)
+                    except BrokenProcessPool:
+                        broken = True
+                        break
+                    queue[url].pop(0)
+                    busy[url] += 1
+                    submitted = True
+                if not queue[url]:
+                    del queue[url]
+                if broken:
+                    break
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                url, tenant, before = running.pop(future)
+                busy[url] -= 1
+                try:
+                    outcomes.append(future.result())
+                except BrokenProcessPool as error:
+                    broken = True
+                    died[tenant.name] += 1
+                    if died[tenant.name] == 1:  # perhaps another tenant's worker: once more, in a new pool
+                        queue[url].insert(0, (tenant, before))
+                        continue
+                    message = f"its worker process died, twice: {describe(error)}"
+                    outcomes.append(Outcome(tenant.name, "failed", before or (), error=message))
+                bar and bar.step(outcomes[-1])
+    return submitted
 
 
 def close_connections() -> None:
