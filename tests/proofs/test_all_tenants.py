@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from alembic.util import CommandError
-from sqlalchemy import DDL, URL, event, text
+from sqlalchemy import DDL, URL, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from migrations.all_tenants import create_tenant, upgrade_tenants
@@ -28,9 +28,10 @@ from migrations.settings import make_engine, target_metadata
 from migrations.testing.fixtures import alembic_config_for
 from proofs.helpers import PROJECT, alembic_cli, drop_database, run_in_project
 from proofs.test_environments import add_audit_environment
+from proofs.test_recipes_meet import tables_only
 from proofs.test_stairway import HEAD, revision_source
 from proofs.test_tenants import TABLES, make_tenant, tables_in, version_in
-from proofs.test_walk import run_suite
+from proofs.test_walk import marked_irreversible, run_suite
 
 FIRST = "3ab8b2dfb055"  # the example history's first revision: it creates the table customer
 
@@ -399,3 +400,35 @@ def test_a_worker_killed_under_one_tenant_stops_no_other(database_url: URL, name
     assert result.returncode != 0 and ": 2 upgraded, 1 failed." in said, said
     assert f"failed {b} " in said and "worker process died, twice" in said, said
     assert version_in(database_url, a) == ["killer"] and version_in(database_url, c) == ["killer"]
+
+
+def views_in(url: URL, schema: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return sorted(inspect(connection).get_view_names(schema=schema))
+    finally:
+        engine.dispose()
+
+
+def test_tenants_meet_views_made_only_in_revisions_and_irreversible_revisions(
+    database_url: URL, names: list[str], project_copy: Path
+):
+    """Pairs: a new tenant gets the views the history makes (models that declare none), and a
+    tenant's downgrade past an irreversible revision is refused in one line, nothing undone."""
+    a = names[0]
+    tables_only(project_copy)  # the view is made only by a revision, as the cookbook does it
+    result = run_in_project(database_url, "-m", "migrations.cli", "create_tenant", a, cwd=project_copy)
+    assert result.returncode == 0 and "1 view" in result.stdout, result.stdout + result.stderr
+    assert views_in(database_url, a) == ["customer_view"] and views_in(database_url, None) == []
+    check = alembic_cli(database_url, "-x", f"tenant={a}", "check", cwd=project_copy)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    versions_folder = project_copy / "migrations" / "versions"
+    versions_folder.joinpath("irreversible_1.py").write_text(marked_irreversible(revision_source("ir1", HEAD)))
+    versions_folder.joinpath("irreversible_2.py").write_text(revision_source("ir2", "ir1"))
+    assert alembic_cli(database_url, "-x", f"tenant={a}", "upgrade", "head", cwd=project_copy).returncode == 0
+    refused = alembic_cli(database_url, "-x", f"tenant={a}", "downgrade", HEAD, cwd=project_copy)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stdout.strip().startswith("FAILED: revision ir1 (irreversible_1.py) is irreversible"), refused.stdout
+    assert version_in(database_url, a) == ["ir2"]

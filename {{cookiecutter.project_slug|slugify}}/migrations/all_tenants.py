@@ -511,6 +511,7 @@ def create_tenant(config: Config, name: str, url: URL | str | None = None) -> st
     metadata = recipe.target_metadata(config)
     where = url.render_as_string(hide_password=True)
     table = version_table(config)
+    planned = recipe.plan(metadata, table)  # and the views... the history makes, as they are made
 
     def build(connection: Connection) -> str:
         postgresql = connection.dialect.name == "postgresql"
@@ -542,7 +543,7 @@ def create_tenant(config: Config, name: str, url: URL | str | None = None) -> st
         with in_tenant(connection, name):
             metadata.create_all(connection, tables=recipe.tables_of(metadata), checkfirst=False)
             recipe.create_declared_objects(connection, metadata)
-            recipe.create_history_objects(connection, config, script, metadata, [], False)
+            recipe.create_history_objects(connection, config, script, metadata, planned, False)
         recipe.stamp_head(config, connection, script)  # through env.py: into the tenant's version table
 
     try:
@@ -551,4 +552,4 @@ def create_tenant(config: Config, name: str, url: URL | str | None = None) -> st
         raise CommandError(f"tenant {name!r} on {where}: {describe(error)}. Nothing of it was left.") from None
     finally:
         config.attributes.pop("tenant", None)
-    return f"Created tenant {name} on {where} at head {head}: {recipe.summary(recipe.plan(metadata, table), table)}."
+    return f"Created tenant {name} on {where} at head {head}: {recipe.summary(planned, table)}."
