@@ -376,25 +376,35 @@ def run_all(job: Job, pending: list, jobs: int, per_server: int, show: bool, don
     for tenant, before in pending:
         queue[tenant.url].append((tenant, before))
     died: Counter = Counter()  # tenants whose worker died under them (killed, out of memory)
+    suspects: list = []  # in flight when a worker died: which of them killed it is not known
     try:
-        while queue:  # a new pool after a worker died: the others' tenants are tried again, once
-            if not run_in_pool(job, queue, jobs, per_server, outcomes, died, bar):
+        while queue:  # a new pool after a worker died
+            if not run_in_pool(job, queue, jobs, per_server, outcomes, died, suspects, bar):
                 for tenant, before in [item for waiting in queue.values() for item in waiting]:
                     error = "not run: no worker process could be started"
                     outcomes.append(Outcome(tenant.name, "failed", before or (), error=error))
                 queue.clear()
+        for tenant, before in suspects:  # each alone: a second death is its own
+            run_in_pool(job, {tenant.url: [(tenant, before)]}, 1, 1, outcomes, died, [], bar)
     finally:
         bar and bar.end()
     return outcomes
 
 
 def run_in_pool(
-    job: Job, queue: dict, jobs: int, per_server: int, outcomes: list, died: Counter, bar: Progress | None
+    job: Job,
+    queue: dict,
+    jobs: int,
+    per_server: int,
+    outcomes: list,
+    died: Counter,
+    suspects: list,
+    bar: Progress | None,
 ) -> bool:
     """Run the queued tenants in one pool of worker processes, at most ``per_server`` at once
-    on a server; if a worker dies, every tenant the pool had in flight goes back in the queue
-    (a second death under the same tenant fails it) and the pool is left for a new one.
-    False if not one tenant could be handed to it."""
+    on a server. If a worker dies, the pool is left for a new one, and every tenant it had in
+    flight becomes a suspect, to be run again alone (a second death under it fails it).
+    False if not one tenant could be handed to the pool."""
     running: dict[Future, tuple[str, Tenant, tuple[str, ...] | None]] = {}
     busy: Counter = Counter()
     broken, submitted = False, False
@@ -426,8 +436,8 @@ def run_in_pool(
                 except BrokenProcessPool as error:
                     broken = True
                     died[tenant.name] += 1
-                    if died[tenant.name] == 1:  # perhaps another tenant's worker: once more, in a new pool
-                        queue[url].insert(0, (tenant, before))
+                    if died[tenant.name] == 1:  # perhaps another tenant's worker: once more, alone
+                        suspects.append((tenant, before))
                         continue
                     message = f"its worker process died, twice: {describe(error)}"
                     outcomes.append(Outcome(tenant.name, "failed", before or (), error=message))
