@@ -29,14 +29,15 @@ status is 1 if any failed.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
+import multiprocessing.connection
 import os
 import sys
 import time
 from argparse import Namespace
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -363,86 +364,96 @@ def stands_now(connection: Connection, name: str, job: Job, before: tuple[str, .
 def run_all(job: Job, pending: list, jobs: int, per_server: int, show: bool, done: int, total: int) -> list[Outcome]:
     bar = Progress(total, done) if show else None
     outcomes: list[Outcome] = []
-    if jobs == 1 or len(pending) <= 1:
-        try:
-            for tenant, before in pending:
-                outcomes.append(migrate(job, tenant, before))
-                bar and bar.step(outcomes[-1])
-        finally:
-            close_connections()
-            bar and bar.end()
-        return outcomes
-    queue: dict[str, list] = defaultdict(list)
-    for tenant, before in pending:
-        queue[tenant.url].append((tenant, before))
-    died: Counter = Counter()  # tenants whose worker died under them (killed, out of memory)
-    suspects: list = []  # in flight when a worker died: which of them killed it is not known
     try:
-        while queue:  # a new pool after a worker died
-            if not run_in_pool(job, queue, jobs, per_server, outcomes, died, suspects, bar):
-                for tenant, before in [item for waiting in queue.values() for item in waiting]:
-                    error = "not run: no worker process could be started"
-                    outcomes.append(Outcome(tenant.name, "failed", before or (), error=error))
-                queue.clear()
-        for tenant, before in suspects:  # each alone: a second death is its own
-            run_in_pool(job, {tenant.url: [(tenant, before)]}, 1, 1, outcomes, died, [], bar)
+        if jobs == 1 or len(pending) <= 1:
+            try:
+                for tenant, before in pending:
+                    outcomes.append(migrate(job, tenant, before))
+                    bar and bar.step(outcomes[-1])
+            finally:
+                close_connections()
+        else:
+            run_in_workers(job, pending, jobs, per_server, outcomes, bar)
     finally:
         bar and bar.end()
     return outcomes
 
 
-def run_in_pool(
-    job: Job,
-    queue: dict,
-    jobs: int,
-    per_server: int,
-    outcomes: list,
-    died: Counter,
-    suspects: list,
-    bar: Progress | None,
-) -> bool:
-    """Run the queued tenants in one pool of worker processes, at most ``per_server`` at once
-    on a server. If a worker dies, the pool is left for a new one, and every tenant it had in
-    flight becomes a suspect, to be run again alone (a second death under it fails it).
-    False if not one tenant could be handed to the pool."""
-    running: dict[Future, tuple[str, Tenant, tuple[str, ...] | None]] = {}
+class Worker:
+    """A process that migrates the tenants it is sent, one at a time, on its own connections."""
+
+    def __init__(self, job: Job) -> None:
+        self.pipe, theirs = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(target=work, args=(job, theirs), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.task: tuple[Tenant, tuple[str, ...] | None] | None = None
+
+    def send(self, task: tuple[Tenant, tuple[str, ...] | None]) -> None:
+        self.task = task
+        self.pipe.send(task)
+
+    def stop(self) -> None:
+        with suppress(OSError):
+            self.pipe.send(None)
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+def work(job: Job, pipe) -> None:
+    """A worker's loop (in its own process)."""
+    try:
+        while (task := pipe.recv()) is not None:
+            pipe.send(migrate(job, *task))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        close_connections()
+
+
+def run_in_workers(job: Job, pending: list, jobs: int, per_server: int, outcomes: list, bar) -> None:
+    """``jobs`` worker processes, at most ``per_server`` tenants at once on one server. A
+    worker that dies (killed, out of memory) fails its own tenant only: the others go on, and
+    a new worker takes its place."""
+    queue: dict[str, list] = defaultdict(list)
+    for tenant, before in pending:
+        queue[tenant.url].append((tenant, before))
     busy: Counter = Counter()
-    broken, submitted = False, False
-    with ProcessPoolExecutor(max_workers=min(jobs, sum(len(waiting) for waiting in queue.values()))) as pool:
-        while (queue and not broken) or running:
-            for url in list(queue) if not broken else []:  # fill every free slot
-                while queue[url] and busy[url] < per_server and len(running) < jobs:
-                    tenant, before = queue[url][0]
-                    try:
-                        running[pool.submit(migrate, job, tenant, before)] = (url, tenant, before)
-                    except BrokenProcessPool:
-                        broken = True
-                        break
-                    queue[url].pop(0)
-                    busy[url] += 1
-                    submitted = True
-                if not queue[url]:
-                    del queue[url]
-                if broken:
-                    break
-            if not running:
-                continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                url, tenant, before = running.pop(future)
-                busy[url] -= 1
+    workers = [Worker(job) for _ in range(min(jobs, len(pending)))]
+    try:
+        while queue or any(worker.task for worker in workers):
+            for index, worker in enumerate(workers):  # every idle worker takes a tenant whose server has room
+                if worker.task is None and not worker.process.is_alive():  # died idle
+                    worker = workers[index] = Worker(job)
+                if worker.task is None:
+                    url = next((url for url in queue if busy[url] < per_server), None)
+                    if url is not None:
+                        worker.send(queue[url].pop(0))
+                        busy[url] += 1
+                        if not queue[url]:
+                            del queue[url]
+            working = [worker for worker in workers if worker.task]
+            multiprocessing.connection.wait([w.pipe for w in working] + [w.process.sentinel for w in working])
+            for index, worker in enumerate(workers):
+                if worker.task is None or not (worker.pipe.poll() or not worker.process.is_alive()):
+                    continue
+                tenant, before = worker.task
                 try:
-                    outcomes.append(future.result())
-                except BrokenProcessPool as error:
-                    broken = True
-                    died[tenant.name] += 1
-                    if died[tenant.name] == 1:  # perhaps another tenant's worker: once more, alone
-                        suspects.append((tenant, before))
-                        continue
-                    message = f"its worker process died, twice: {describe(error)}"
-                    outcomes.append(Outcome(tenant.name, "failed", before or (), error=message))
-                bar and bar.step(outcomes[-1])
-    return submitted
+                    outcome = worker.pipe.recv()
+                except (EOFError, OSError):  # it died under this tenant
+                    code = worker.process.exitcode
+                    error = f"its worker process died (exit code {code}) while migrating it"
+                    outcome = Outcome(tenant.name, "failed", before or (), error=error)
+                    workers[index] = Worker(job)
+                else:
+                    worker.task = None
+                busy[tenant.url] -= 1
+                outcomes.append(outcome)
+                bar and bar.step(outcome)
+    finally:
+        for worker in workers:
+            worker.stop()
 
 
 def close_connections() -> None:
