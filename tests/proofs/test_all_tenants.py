@@ -140,15 +140,17 @@ def test_sql_one_script_for_all_or_one_file_each(database_url: URL, names: list[
     assert tables_in(database_url, b) == []  # written, not run
 
 
-def test_tenants_listed_by_a_function_with_an_unknown_one(database_url: URL, names: list[str]):
+def test_tenants_listed_by_a_function_with_an_unknown_one(database_url: URL, names: list[str], capsys):
     """``--tenants module:function``; an unknown tenant is a failure of its own, in one line,
     unless creating was asked for (``--create``): then it is built at head."""
     a, b, _ = names
     make_tenant(database_url, a)
     config = alembic_config_for(database_url)
     config.attributes["listed"] = [a, b]
-    report = upgrade_tenants(config, tenants="proofs.test_all_tenants:listed", jobs=1, progress=False)
+    report = upgrade_tenants(config, tenants="proofs.test_all_tenants:listed", jobs=1, progress=True)
     assert [(o.tenant, o.status) for o in report.outcomes] == [(a, "upgraded"), (b, "failed")]
+    bar = capsys.readouterr().err  # what a terminal shows: one line, rewritten (the unknown one counted first)
+    assert bar.endswith("] 2/2 tenants, 1 failed\n") and f"[{'#' * 15}{'.' * 15}] 1/2 tenants, 1 failed" in bar, bar
     assert report.outcomes[1].error.startswith("no such ") and "create_tenant" in report.outcomes[1].error
     assert version_in(database_url, a) == [HEAD] and not exists(database_url, b)
     report = upgrade_tenants(config, tenants="proofs.test_all_tenants:listed", jobs=1, progress=False, create=True)

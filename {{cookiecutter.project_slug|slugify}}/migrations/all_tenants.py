@@ -280,7 +280,8 @@ def upgrade_tenants(
         report.outcomes.extend(write_sql(job, pending, config, sql_dir))
     else:
         show = sys.stderr.isatty() if progress is None else progress
-        report.outcomes.extend(run_all(job, pending, jobs, per_server, show, len(report.outcomes), len(everyone)))
+        bar = Progress(len(everyone), len(report.outcomes), len(report.failed)) if show else None
+        report.outcomes.extend(run_all(job, pending, jobs, per_server, bar))
     report.outcomes.sort(key=lambda outcome: outcome.tenant)
     report.seconds = time.monotonic() - started
     return report
@@ -361,8 +362,7 @@ def stands_now(connection: Connection, name: str, job: Job, before: tuple[str, .
     return found or ()
 
 
-def run_all(job: Job, pending: list, jobs: int, per_server: int, show: bool, done: int, total: int) -> list[Outcome]:
-    bar = Progress(total, done) if show else None
+def run_all(job: Job, pending: list, jobs: int, per_server: int, bar: Progress | None) -> list[Outcome]:
     outcomes: list[Outcome] = []
     try:
         if jobs == 1 or len(pending) <= 1:
@@ -465,12 +465,16 @@ def close_connections() -> None:
 class Progress:
     """One line on the terminal (stderr), rewritten as tenants finish."""
 
-    def __init__(self, total: int, done: int) -> None:
-        self.total, self.done, self.failed = total, done, 0
+    def __init__(self, total: int, done: int, failed: int) -> None:
+        self.total, self.done, self.failed = total, done, failed
+        self.draw()  # those read to be at head, or missing, are done already
 
     def step(self, outcome: Outcome) -> None:
         self.done += 1
         self.failed += outcome.status == "failed"
+        self.draw()
+
+    def draw(self) -> None:
         filled = round(30 * self.done / max(self.total, 1))
         failed = f", {self.failed} failed" if self.failed else ""
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} tenants{failed}")
