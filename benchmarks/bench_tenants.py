@@ -210,7 +210,7 @@ def worker(server_url: str, runs: int) -> None:
     from alembic.config import Config
     from sqlalchemy import make_url
 
-    from migrations.all_tenants import create_tenant
+    from migrations.new_tenant import create_tenant
     from migrations.settings import make_engine, target_metadata
 
     url = make_url(server_url)

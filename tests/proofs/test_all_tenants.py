@@ -23,7 +23,8 @@ from alembic.util import CommandError
 from sqlalchemy import DDL, URL, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from migrations.all_tenants import create_tenant, upgrade_tenants
+from migrations.all_tenants import upgrade_tenants
+from migrations.new_tenant import create_tenant
 from migrations.settings import make_engine, target_metadata
 from migrations.testing.fixtures import alembic_config_for
 from proofs.helpers import PROJECT, alembic_cli, drop_database, run_in_project

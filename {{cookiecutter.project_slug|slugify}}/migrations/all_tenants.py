@@ -4,21 +4,11 @@
     python -m migrations.cli upgrade_tenants                  # every tenant to head
     python -m migrations.cli upgrade_tenants --jobs 4 --tenants 'schemas:tenant_%'
     python -m migrations.cli upgrade_tenants --sql            # one script for all (--sql-dir DIR: one each)
-    python -m migrations.cli create_tenant acme               # a new tenant, built at head
+    python -m migrations.cli create_tenant acme               # a new tenant, built at head (migrations/new_tenant.py)
 
-Which tenants: ``--tenants`` (or ``tenants =`` in the environment's section of alembic.ini):
-
-- ``schemas:PATTERN``: the schemas (PostgreSQL) or databases (MariaDB) whose name matches
-  the SQL ``LIKE`` pattern, e.g. ``schemas:tenant_%``;
-- ``query:SELECT ...``: a query on the configured database; its first column is the tenant,
-  an optional second one the URL of the server that holds it (a directory of tenants spread
-  over several servers);
-- ``module:function``: a function of yours, called with the Config, returning tenant names,
-  or (name, URL) pairs;
-- ``acme,globex``: these tenants.
-
-Each tenant is read first, all in a few queries per server: a tenant already at head is not
-touched (``running it again touches only tenants not at head``). The others are upgraded
+Which tenants: ``--tenants`` (migrations/tenant_directory.py: a name pattern, a query, a
+function of yours or a list). Where each stands is read first, in a few queries per server:
+a tenant already at head is not touched, so running it again finishes only what is left. The others are upgraded
 each through env.py, as ``alembic -x tenant=NAME upgrade head`` would, ``--jobs`` at a time
 (processes), at most ``--per-server`` at a time on one server. One tenant's failure neither
 stops nor rolls back another's. At the end: how many were upgraded, already at head,
@@ -28,7 +18,6 @@ status is 1 if any failed.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -36,7 +25,6 @@ import sys
 import time
 from argparse import Namespace
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,24 +33,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import URL, Connection, bindparam, make_url, text
+from sqlalchemy import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
 from migrations.environments import version_table
 from migrations.failures import cannot_connect, describe, revision_that_raised
-from migrations.settings import database_url, make_engine, parse_url, run_on_connection
-from migrations.tenants import in_tenant, refuse_sqlite, tenant_name
-
-BATCH = 250  # tenants read per query
-
-
-@dataclass(frozen=True)
-class Tenant:
-    name: str
-    url: str  # with its password: never printed (see where())
-
-    def where(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+from migrations.new_tenant import create_tenant
+from migrations.settings import make_engine, run_on_connection
+from migrations.tenant_directory import Tenant, list_tenants, stands, tenant_spec
 
 
 @dataclass
@@ -110,118 +88,6 @@ def versions(found: tuple[str, ...]) -> str:
 def shortened(names: list[str], shown: int = 10) -> str:
     names = sorted(names)
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
-
-
-# --- Which tenants ------------------------------------------------------------------------
-
-
-def tenant_spec(config: Config, given: str | None) -> str:
-    spec = given or config.get_alembic_option("tenants")
-    if not spec:
-        raise CommandError(
-            "which tenants? give --tenants 'schemas:tenant_%' (a name pattern), 'query:SELECT name FROM tenants', "
-            "'module:function' or 'acme,globex', or set tenants = ... in alembic.ini"
-        )
-    return spec.strip()
-
-
-def list_tenants(config: Config, spec: str) -> list[Tenant]:
-    """The tenants ``spec`` names (see the module's docstring), each with its server's URL."""
-    url = database_url(config)
-    main = url.render_as_string(hide_password=False)
-    kind, _, rest = spec.partition(":")
-    if kind == "schemas" and rest:
-        found: Iterable = run_on_connection(url, lambda connection: schemas_like(connection, rest), cannot_connect)
-    elif kind == "query" and rest:
-        found = run_on_connection(url, lambda connection: rows_of(connection, rest), cannot_connect)
-    elif rest and ":" not in rest and "," not in spec:  # module:function
-        found = function_named(spec)(config)
-    elif not rest:
-        found = [name.strip() for name in spec.split(",") if name.strip()]
-    else:
-        raise CommandError(f"--tenants {spec!r}: expected schemas:PATTERN, query:SQL, module:function or a,b,c")
-    tenants: dict[str, Tenant] = {}
-    for item in found:
-        name, server = (item, main) if isinstance(item, str) else (item[0], item[1] or main)
-        tenant_name(name, f"listed by --tenants {kind}")
-        server_url = parse_url(str(server), f"the URL of tenant {name}") if server is not main else url
-        refuse_sqlite(server_url.get_backend_name())
-        tenant = Tenant(name, server_url.render_as_string(hide_password=False))
-        if name in tenants and tenants[name] != tenant:
-            raise CommandError(f"tenant {name!r} is listed twice, on two servers")
-        tenants[name] = tenant
-    return sorted(tenants.values(), key=lambda tenant: (tenant.url, tenant.name))
-
-
-def schemas_like(connection: Connection, pattern: str) -> list[str]:
-    refuse_sqlite(connection.dialect.name)
-    if connection.dialect.name == "postgresql":
-        sql = "SELECT nspname FROM pg_namespace WHERE nspname LIKE :pattern ORDER BY 1"
-    else:
-        sql = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE :pattern ORDER BY 1"
-    return list(connection.execute(text(sql), {"pattern": pattern}).scalars())
-
-
-def rows_of(connection: Connection, sql: str) -> list[tuple]:
-    try:
-        return [tuple(row) for row in connection.execute(text(sql))]
-    except DBAPIError as error:
-        raise CommandError(f"--tenants query failed: {describe(error)}") from None
-
-
-def function_named(spec: str) -> Callable[[Config], Iterable]:
-    module_name, _, attribute = spec.partition(":")
-    try:
-        found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise CommandError(f"--tenants {spec!r}: {error}") from None
-    if not callable(found):
-        raise CommandError(f"--tenants {spec!r} is not a function")
-    return found
-
-
-# --- Where each tenant stands, in a few queries per server ----------------------------------
-
-
-def stands(connection: Connection, names: list[str], table: str) -> dict[str, tuple[str, ...] | None]:
-    """Each tenant's versions (``()``: none yet), or None for a tenant with no schema."""
-    postgresql = connection.dialect.name == "postgresql"
-    quote = connection.dialect.identifier_preparer.quote_identifier
-    result: dict[str, tuple[str, ...] | None] = {}
-    for start in range(0, len(names), BATCH):
-        batch = names[start : start + BATCH]
-        if postgresql:
-            schemas = "SELECT nspname FROM pg_namespace WHERE nspname IN :names"
-            tables = (
-                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relname = :table AND c.relkind IN ('r', 'p') AND n.nspname IN :names"
-            )
-        else:
-            schemas = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN :names"
-            tables = (
-                "SELECT TABLE_SCHEMA FROM information_schema.TABLES "
-                "WHERE TABLE_NAME = :table AND TABLE_SCHEMA IN :names"
-            )
-        expanding = [bindparam("names", expanding=True)]
-        existing = set(connection.execute(text(schemas).bindparams(*expanding), {"names": batch}).scalars())
-        with_table = sorted(
-            connection.execute(text(tables).bindparams(*expanding), {"names": batch, "table": table}).scalars()
-        )
-        found: dict[str, list[str]] = defaultdict(list)
-        if with_table:  # names are tenant names (NAME): quoting is for the reserved ones
-            union = " UNION ALL ".join(
-                f"SELECT '{name}', version_num FROM {quote(name)}.{quote(table)}" for name in with_table
-            )
-            for name, version in connection.execute(text(union)):
-                found[name].append(version)
-        for name in batch:
-            result[name] = tuple(sorted(found[name])) if name in existing else None
-    if connection.in_transaction():
-        connection.rollback()
-    return result
-
-
-# --- Upgrading every tenant -------------------------------------------------------------------
 
 
 def upgrade_tenants(
@@ -513,68 +379,3 @@ def write_sql(job: Job, pending: list, config: Config, sql_dir: str | None) -> l
                 buffer.close()
         outcomes.append(Outcome(tenant.name, "written", before))
     return outcomes
-
-
-# --- A new tenant ---------------------------------------------------------------------------
-
-
-def create_tenant(config: Config, name: str, url: URL | str | None = None) -> str:
-    """Build a new tenant at head, as create_db.py builds a database: its schema (PostgreSQL)
-    or database (MariaDB), every table of the models, the declared objects and those the
-    history makes, and the stamp in the tenant's version table. PostgreSQL: one transaction.
-    MariaDB commits DDL as it goes: a failed build drops the database it created. Refuses a
-    tenant that exists, changing nothing. For application code (a sign-up) and
-    ``python -m migrations.cli create_tenant NAME``."""
-    import create_db as recipe  # beside alembic.ini, on sys.path with it
-
-    tenant_name(name, "e.g. create_tenant acme")
-    if url is not None:
-        config.attributes["database_url"] = url
-    url = database_url(config)
-    refuse_sqlite(url.get_backend_name())
-    script = recipe.require_revisions(config)
-    metadata = recipe.target_metadata(config)
-    where = url.render_as_string(hide_password=True)
-    table = version_table(config)
-    planned = recipe.plan(metadata, table)  # and the views... the history makes, as they are made
-
-    def build(connection: Connection) -> str:
-        postgresql = connection.dialect.name == "postgresql"
-        quoted = connection.dialect.identifier_preparer.quote_identifier(name)
-        if stands(connection, [name], table)[name] is not None:
-            raise recipe.Refused(f"tenant {name!r} already exists on {where}: create_tenant changed nothing")
-        config.attributes["tenant"] = name
-        if postgresql:
-            with connection.begin():
-                connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
-                fill(connection)
-            return connection.execute(text(f"SELECT version_num FROM {quoted}.{table}")).scalar_one()
-        try:
-            connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
-            connection.commit()
-        except DBAPIError as error:  # made meanwhile by another run: theirs, left alone
-            raise recipe.Refused(f"tenant {name!r}: {describe(error)}; create_tenant changed nothing") from None
-        try:
-            with connection.begin():
-                fill(connection)
-        except BaseException:
-            if connection.in_transaction():
-                connection.rollback()
-            connection.exec_driver_sql(f"DROP DATABASE {quoted}")
-            raise
-        return connection.execute(text(f"SELECT version_num FROM {quoted}.{table}")).scalar_one()
-
-    def fill(connection: Connection) -> None:
-        with in_tenant(connection, name):
-            metadata.create_all(connection, tables=recipe.tables_of(metadata), checkfirst=False)
-            recipe.create_declared_objects(connection, metadata)
-            recipe.create_history_objects(connection, config, script, metadata, planned, False)
-        recipe.stamp_head(config, connection, script)  # through env.py: into the tenant's version table
-
-    try:
-        head = run_on_connection(url, build, cannot_connect)
-    except DBAPIError as error:
-        raise CommandError(f"tenant {name!r} on {where}: {describe(error)}. Nothing of it was left.") from None
-    finally:
-        config.attributes.pop("tenant", None)
-    return f"Created tenant {name} on {where} at head {head}: {recipe.summary(planned, table)}."

@@ -87,8 +87,8 @@ def upgrade_tenants(config: Config, revision: str, tenants, jobs, per_server, sq
 
 
 def create_tenant(config: Config, tenant: str) -> None:
-    """Build a new tenant at head: its schema or database, the models, the stamp (migrations/all_tenants.py)."""
-    from migrations.all_tenants import create_tenant as create
+    """Build a new tenant at head: its schema or database, the models, the stamp (migrations/new_tenant.py)."""
+    from migrations.new_tenant import create_tenant as create
 
     config.print_stdout(create(config, tenant))
 

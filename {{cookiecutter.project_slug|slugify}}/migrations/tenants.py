@@ -23,7 +23,7 @@ takes the tenant for its default schema: in one process, migrate one tenant at a
 Engine (a shared connection's Engine included). On MariaDB, a shared connection goes back to
 its URL's database afterwards; one with no database in its URL stays in the tenant's.
 create_db.py, ``at_head`` and ``apply_models`` take no tenant: they refuse one. Every tenant
-from one command, and a new tenant at head: migrations/all_tenants.py.
+from one command: migrations/all_tenants.py; a new tenant at head: migrations/new_tenant.py.
 """
 
 from __future__ import annotations

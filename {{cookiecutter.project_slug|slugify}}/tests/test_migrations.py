@@ -298,7 +298,7 @@ def create_db_built(environment: str, databases: Databases, database_at_head_rea
     tenant's history on PostgreSQL, create_tenant()'s build of the suite's tenant."""
     config = project_config(name=environment)
     if tenant_history(config) and tenant_of(databases.server) == SUITE_TENANT:
-        from migrations.all_tenants import create_tenant
+        from migrations.new_tenant import create_tenant
 
         url = databases.new(counted=False)
         try:
