@@ -55,11 +55,14 @@ def tenants(database_url: URL, dialect: str) -> Iterator[list[str]]:
             drop_database(url)
 
 
-def tables_in(url: URL, schema: str | None) -> list[str]:
+def tables_in(url: URL, schema: str | None, views: bool = False) -> list[str]:
+    """The tables (``views``: the views) of ``schema`` (a MariaDB database) on ``url``."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return sorted(inspect(connection).get_table_names(schema=schema))
+            inspector = inspect(connection)
+            found = inspector.get_view_names(schema=schema) if views else inspector.get_table_names(schema=schema)
+            return sorted(found)
     finally:
         engine.dispose()
 
