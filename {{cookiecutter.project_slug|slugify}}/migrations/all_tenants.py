@@ -127,8 +127,8 @@ def upgrade_tenants(
             pending.append((tenant, None))
         elif found is None:
             kind = "schema" if tenant.url.startswith("postgresql") else "database"
-            create = f"python -m migrations.cli create_tenant {tenant.name}"
-            error = f"no such {kind} on {tenant.where()} (a new tenant? --create, or {create})"
+            command_line = f"python -m migrations.cli create_tenant {tenant.name}"
+            error = f"no such {kind} on {tenant.where()} (a new tenant? --create, or {command_line})"
             report.outcomes.append(Outcome(tenant.name, "failed", error=error))
         elif to_head and found == heads:
             report.outcomes.append(Outcome(tenant.name, "at head", found, found))
@@ -136,11 +136,12 @@ def upgrade_tenants(
             pending.append((tenant, found))
     job = Job(
         config.config_file_name,
-        getattr(config, "toml_file_name", None),
+        config.toml_file_name,
         config.config_ini_section,
         tuple(getattr(config.cmd_opts, "x", None) or ()),
         revision,
         sql,
+        table,
     )
     if sql:
         report.outcomes.extend(write_sql(job, pending, config, sql_dir))
@@ -170,6 +171,7 @@ class Job:
     x: tuple[str, ...]
     revision: str
     sql: bool
+    version_table: str
 
 
 def tenant_config(job: Job, tenant: str | None, **attributes) -> Config:
@@ -211,17 +213,16 @@ def migrate(job: Job, tenant: Tenant, before: tuple[str, ...] | None) -> Outcome
         found = revision_that_raised(error)
         if found and found[0] not in message:
             message = f"revision {found[0]}: {message}"
-        now = stands_now(connection, tenant.name, job, before)
+        now = stands_now(connection, tenant.name, job.version_table, before)
         return Outcome(tenant.name, "failed", now, error=message.splitlines()[0])
-    after = stands_now(connection, tenant.name, job, before)
+    after = stands_now(connection, tenant.name, job.version_table, before)
     return Outcome(tenant.name, "upgraded" if after != before else "at head", before, after)
 
 
-def stands_now(connection: Connection, name: str, job: Job, before: tuple[str, ...]) -> tuple[str, ...]:
+def stands_now(connection: Connection, name: str, table: str, before: tuple[str, ...]) -> tuple[str, ...]:
     try:
         if connection.in_transaction():
             connection.rollback()
-        table = version_table(tenant_config(job, name))
         found = stands(connection, [name], table)[name]
     except DBAPIError:
         return before

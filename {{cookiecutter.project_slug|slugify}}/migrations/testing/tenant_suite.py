@@ -21,10 +21,10 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection
 
+from migrations.autogenerate_options import FALSE, TRUE
 from migrations.testing.connections import connected
 
 SUITE_TENANT = "suite_tenant"
-TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
 
 
 def tenant_history(config: Config) -> bool:
