@@ -247,7 +247,7 @@ def pictures(connection: Connection) -> tuple[dict, dict | None]:
     pictured."""
     try:
         found = catalog(connection)
-        return snapshot(connection), None if found is None else pictured(found.text)
+        return snapshot(connection), None if found is None else pictured(found)
     finally:
         connection.rollback()
 

@@ -24,6 +24,7 @@ from migrations.environments import version_table
 from migrations.settings import transactional_sqlite
 from migrations.stamp import script_directory
 from migrations.testing.catalog import Catalog, catalog, pictured
+from migrations.testing.changes import Changes
 from migrations.testing.connections import Link
 from migrations.testing.schema import (
     changed_tables,
@@ -62,12 +63,21 @@ class Captured:
     can rebuild and reflect when it needs to (or, for a schema it cannot rebuild, see
     ``replayable()``, a serialized copy of the database, or the snapshot itself); on
     PostgreSQL and MariaDB its catalog (migrations/testing/catalog.py); elsewhere the
-    snapshot itself."""
+    snapshot itself. A capture made while the steps' changes were tracked (changes.py)
+    knows the capture before it (``base``) and the tables whose rows may differ from it
+    (``changed``; None: any), so that ``Migrator.counts()`` counts only those."""
 
     catalog: tuple | Catalog | None = None
     copy: bytes | None = None
     snapshot: dict[str, Any] | None = None
-    tables: list[str] = field(default_factory=list)  # as snapshot() lists them
+    listed: list[str] = field(default_factory=list)  # the tables, as snapshot() lists them
+    base: Captured | None = field(default=None, repr=False, compare=False)
+    changed: frozenset[str] | None = field(default=None, repr=False, compare=False)
+    rows: dict[str, int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def tables(self) -> list[str]:
+        return self.catalog.tables if isinstance(self.catalog, Catalog) else self.listed
 
 
 class Migrator:
@@ -99,6 +109,12 @@ class Migrator:
         self.data = data
         self.script = script if script is not None else load_script(config)
         self.sqlite = connection.dialect.name == "sqlite"
+        # Between two captures in a line walk (stairway.py), what the steps change is tracked
+        # (changes.py), and the next capture reads only that: ``_base`` is the last capture,
+        # while nothing untracked has changed the database since; ``tracking`` False: never.
+        self.tracking = True
+        self._base: Captured | None = None
+        self._changes: Changes | None = None
 
     def _on(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` where the connection can be used (an async Link's: through run_sync)."""
@@ -109,8 +125,25 @@ class Migrator:
 
     def _run(self, steps, destination: str) -> None:
         """What ``alembic.command.upgrade``/``downgrade`` do, with our ScriptDirectory."""
-        with EnvironmentContext(self.config, self.script, fn=steps, destination_rev=destination):
-            self._run_env()
+        self.forget()
+        try:
+            with EnvironmentContext(self.config, self.script, fn=steps, destination_rev=destination):
+                self._run_env()
+        finally:
+            self._changes = None  # what a failed run did is rolled back: not what was tracked
+
+    def forget(self) -> None:
+        """The database changes untracked from here: the next capture reads the whole schema."""
+        self._base = self._changes = None
+
+    def track(self) -> None:
+        """Track what the steps change from here to the next capture (see ``_capture``); the
+        run's connection and operations must be ``watched()`` meanwhile (changes.py)."""
+        if self.tracking and self._base is not None:
+            self._changes = Changes()
+
+    def tracked(self) -> Changes | None:
+        return self._changes
 
     def upgrade(self, revision: str) -> None:
         self._run(lambda heads, _context: self.script._upgrade_revs(revision, heads), revision)
@@ -131,6 +164,7 @@ class Migrator:
                 return [step]
             return self.script._downgrade_revs(f"{revision.revision}@-1", heads)
 
+        self.forget()
         with EnvironmentContext(self.config, self.script, fn=downgrade_steps):
             self._run_env()
 
@@ -153,6 +187,7 @@ class Migrator:
             template_args=revision_context.template_args,
             revision_context=revision_context,
         )
+        self.forget()
         with environment:
             self._run_env()
         diffs = [diff for ops in revision_context.generated_revisions[-1].upgrade_ops_list for diff in ops.as_diffs()]
@@ -196,6 +231,8 @@ class Migrator:
         in (``autocommit_block()`` commits it, and its savepoints with it): what it did is
         committed."""
         if savepoint is not None and savepoint.is_active:
+            if not keep:
+                self.forget()
             self._on(savepoint.commit if keep else savepoint.rollback)
 
     def back_at(self, step: Step) -> bool:
@@ -229,7 +266,7 @@ class Migrator:
     def _as_at_revision(self, step: Step) -> bool:
         now = self.capture(keep=False)
         was, found = self.compare(step.at_revision, now)
-        return was == found and self.row_counts(now.tables) == step.rows_at_revision
+        return was == found and self.counts(now) == step.rows_at_revision
 
     def current(self) -> tuple[str, ...]:
         """The revisions in the version table."""
@@ -250,24 +287,38 @@ class Migrator:
         with self._reading() as connection:
             return snapshot(connection, only)
 
-    def capture(self, keep: bool = True) -> Captured:
+    def capture(self, keep: bool = True, whole: bool = False) -> Captured:
         """The schema now, cheaply: see the module's docstring. Inside a run of env.py too.
         ``keep=False``: ``compare()`` will not need to reflect this state once the database
         has changed (it is the state ``now`` of that comparison, reflected live). On
-        PostgreSQL and MariaDB: the catalog, one query (migrations/testing/catalog.py)."""
-        return self._on(self._capture, keep)
+        PostgreSQL and MariaDB: the catalog, one query (migrations/testing/catalog.py); of
+        the tables the steps changed since the last capture alone, when they were tracked
+        (``track()``) and every change could be read, unless ``whole``."""
+        return self._on(self._capture, keep, whole)
 
-    def _capture(self, keep: bool) -> Captured:
+    def _capture(self, keep: bool, whole: bool) -> Captured:
+        changes, base = self._changes, self._base
+        self._changes = None
+        if whole or changes is None or changes.everything:
+            base = None
+        captured = self._capture_now(keep, None if base is None else changes.tables, base)
+        if base is not None and not changes.rows:
+            captured.base, captured.changed = base, frozenset(changes.tables)
+        self._base = captured
+        return captured
+
+    def _capture_now(self, keep: bool, changed: set[str] | None, base: Captured | None) -> Captured:
         if not self.sqlite:
+            since = base.catalog if base is not None and isinstance(base.catalog, Catalog) else None
             with self._reading() as connection:
-                found = catalog(connection)
+                found = catalog(connection, changed if since is not None else None, since)
             if found is not None:
-                return Captured(catalog=found, tables=found.tables)
+                return Captured(catalog=found)
             now = self.snapshot()  # MySQL
-            return Captured(snapshot=now, tables=list(now["tables"]))
+            return Captured(snapshot=now, listed=list(now["tables"]))
         rows = sqlite_catalog(self.connection)
         tables = [name for kind, name, *_ in rows if kind == "table" and not name.startswith("sqlite_")]
-        captured = Captured(catalog=rows, tables=sorted(set(tables) - version_tables()))
+        captured = Captured(catalog=rows, listed=sorted(set(tables) - version_tables()))
         if keep and not replayable(rows):  # a virtual table: keep a copy of the whole database
             driver = self.connection.connection.dbapi_connection  # sqlite3's (aiosqlite's adapter has none)
             if hasattr(driver, "serialize"):  # Python 3.11+; it sees the run's uncommitted changes
@@ -283,7 +334,7 @@ class Migrator:
         if before.catalog is not None and before.catalog == now.catalog:
             return before.catalog, now.catalog
         if isinstance(before.catalog, Catalog):  # a server's: as complete as a snapshot
-            return pictured(before.catalog.text), pictured(now.catalog.text)
+            return pictured(before.catalog), pictured(now.catalog)
         if isinstance(before.catalog, tuple) and isinstance(now.catalog, tuple) and replayable(before.catalog):
             # SQLite: reflect only the tables whose rows differ (a batch rebuild rewrites the
             # CREATE text of a table it changed, and of no other)
@@ -297,6 +348,32 @@ class Migrator:
             else:
                 raise ValueError("compare() needs a capture that kept what it needs: capture(keep=True)")
         return before.snapshot, now.snapshot if now.snapshot is not None else self.snapshot()
+
+    def counts(self, captured: Captured) -> dict[str, int]:
+        """Every table's number of rows when ``captured`` was taken (right after it): those of
+        its ``base`` where the tracked steps could not have changed them, the others counted."""
+        if captured.rows is None:
+            base = captured.base
+            if base is not None and base.rows is not None and captured.changed is not None:
+                existing = set(captured.tables) if not isinstance(captured.catalog, Catalog) else None
+                names = captured.catalog.table_names if existing is None else existing
+                rows = {table: count for table, count in base.rows.items() if table not in captured.changed}
+                counted = sorted(t for t in captured.changed if t in names and t not in version_tables())
+                rows.update(self.row_counts(counted) if counted else {})
+            else:
+                rows = self.row_counts(captured.tables)
+            captured.rows, captured.base = rows, None
+        return captured.rows
+
+    def untracked_change(self) -> bool:
+        """Whether the schema or the rows now differ from the last capture, made while the
+        steps' changes were tracked and counted (see ``counts()``): something changed them
+        that the walk's connection did not run. False when nothing was tracked."""
+        last = self._base
+        if not self.tracking or last is None or last.rows is None:
+            return False
+        whole = self.capture(whole=True)
+        return self.counts(whole) != last.rows or whole.catalog != last.catalog
 
     def row_counts(self, tables: list[str]) -> dict[str, int]:
         """The number of rows in each of these tables (see ``row_counts()``)."""

@@ -280,7 +280,7 @@ def compared(a: Connection, b: Connection) -> tuple[Any, Any]:
     first = catalog(a)
     if first is not None:
         second = catalog(b)
-        return (first, second) if first == second else (pictured(first.text), pictured(second.text))
+        return (first, second) if first == second else (pictured(first), pictured(second))
     return snapshot(a), snapshot(b)
 
 

@@ -27,6 +27,7 @@ from alembic.util import to_tuple
 
 from migrations.failures import revision_that_raised
 from migrations.irreversible import irreversible_reason
+from migrations.testing.changes import watched
 from migrations.testing.migrator import (
     COUNTS_PER_QUERY,
     Captured,
@@ -105,8 +106,10 @@ def walk(
     yield from (Step(revision, undo_target(revision), skipped=why) for revision in revisions[:first])
     position = {revision.revision: i for i, revision in enumerate(revisions)}
     pending: Step | None = None  # an upgrade that failed on the walk's database, told once a new one tried it
+    tracking = True  # False once something changed the database where the walk did not track it
     while first < len(revisions) or pending is not None:
         with fresh() as migrator:
+            migrator.tracking = tracking
             try:
                 upgrade_prefix(migrator, revisions[:first])
             except Exception as error:  # on a new database: what was found so far is kept
@@ -123,12 +126,16 @@ def walk(
                 pending = None
             while first < len(revisions):
                 faulty = None
-                for step in stairway_from(migrator, revisions[first:], reasons):
-                    first = position[step.revision.revision] + 1  # each revision once, none passed over
-                    if not step.clean and step.skipped is None:
-                        faulty = step
-                        break
-                    yield step
+                try:
+                    for step in stairway_from(migrator, revisions[first:], reasons):
+                        first = position[step.revision.revision] + 1  # each revision once, none passed over
+                        if not step.clean and step.skipped is None:
+                            faulty = step
+                            break
+                        yield step
+                except UntrackedChange:  # this line again, on a new database, every capture whole
+                    tracking = False
+                    break
                 if faulty is None:
                     break
                 if faulty.error is not None and faulty.error.startswith("upgrading it failed"):
@@ -170,7 +177,8 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
     """The stairway on the migrator's database, which must be empty, up to the first faulty
     revision (``walk()`` goes on past it on new databases). With the data steps on
     (``migrator.data``), the revisions before the first that has data steps are only
-    upgraded, and yielded as skipped; irreversible ones too."""
+    upgraded, and yielded as skipped; irreversible ones too. UntrackedChange when something
+    changed the database where the walk's connection did not (``walk()`` walks on)."""
     current = migrator.current()
     if current:
         raise ValueError(f"the stairway starts from an empty database; this one is at {', '.join(current)}")
@@ -205,7 +213,7 @@ def stairway_from(migrator: Migrator, revisions: list[Script], skip: dict[str, s
             yield Step(revision, undo_target(revision), skipped=skip[revision.revision])
             continue
         before = migrator.capture()
-        step = Step(revision, undo_target(revision), rows_before=migrator.row_counts(before.tables))
+        step = Step(revision, undo_target(revision), rows_before=migrator.counts(before))
         at_revision: Captured | None = None
         for phase, action in (
             ("upgrading it", lambda revision=revision: migrator.upgrade(revision.revision)),
@@ -216,7 +224,7 @@ def stairway_from(migrator: Migrator, revisions: list[Script], skip: dict[str, s
         ):
             if phase == "capture":
                 at_revision = migrator.capture()
-                step.at_revision, step.rows_at_revision = at_revision, migrator.row_counts(at_revision.tables)
+                step.at_revision, step.rows_at_revision = at_revision, migrator.counts(at_revision)
                 continue
             if phase == "record":
                 record_downgrade(migrator, step, before, at_revision)
@@ -248,6 +256,8 @@ def _walk_line(migrator: Migrator, line: list[Script], skip: dict[str, str]) -> 
     steps = partial(_line_steps, migrator=migrator, line=line, done=done, skip=skip, progress=progress)
     try:
         migrator._run(steps, line[-1].revision)
+    except UntrackedChange:
+        raise
     except Exception as error:
         message = f"{progress.phase} failed: {describe_error(error)}"
         if progress.step is not None and progress.phase.startswith("upgrading it again"):
@@ -272,14 +282,20 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iter
     with the last revision upgraded again, or stops at the first faulty downgrade."""
     if tuple(sorted(heads)) != _parents(line[0]):
         raise RuntimeError(f"the stairway expected the database at {_parents(line[0])}, found it at {heads}")
+    with watched(migrator.connection, context, migrator.tracked):
+        yield from _line_steps_watched(context, migrator=migrator, line=line, done=done, skip=skip, progress=progress)
+
+
+def _line_steps_watched(context, *, migrator, line, done, skip, progress) -> Iterator[MigrationStep]:
     revision_map = migrator.script.revision_map
     # PostgreSQL holds every lock a transaction takes until it ends, in a table of bounded
     # size: commit after each revision (SQLite has no such table; MariaDB commits each step).
     commit_each = migrator.connection.dialect.name == "postgresql"
     before = migrator.capture()
-    rows = migrator.row_counts(before.tables)
+    rows = migrator.counts(before)
     undone: Script | None = None  # downgraded by the last step: upgraded again first
     for revision in line:
+        migrator.track()
         if undone is not None:
             progress.phase = "upgrading it again after its downgrade"
             as_a_new_run(context)
@@ -289,18 +305,21 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iter
         if revision.revision in skip:
             done.append(Step(revision, undo_target(revision), skipped=skip[revision.revision]))
             before, undone = migrator.capture(), None
-            rows = migrator.row_counts(before.tables)
+            rows = migrator.counts(before)
             continue
         step = Step(revision, undo_target(revision), rows_before=rows)
         at_revision = migrator.capture()
-        rows = migrator.row_counts(at_revision.tables)
+        rows = migrator.counts(at_revision)
         step.at_revision, step.rows_at_revision = at_revision, rows
         progress.phase, progress.made = "downgrading it", step
         savepoint = migrator.savepoint()  # where DDL is transactional: see Migrator.back_at()
+        migrator.track()
         yield MigrationStep.downgrade_from_script(revision_map, revision)
         undone, progress.step = revision, step
         progress.phase = "comparing the schema after its downgrade"
         done.append(record_downgrade(migrator, step, before, at_revision))
+        if not step.clean and migrator.untracked_change():
+            raise UntrackedChange(step)
         # A faulty one: back at this revision, unless its autocommit_block() committed the
         # downgrade (then walk() checks where the database is: Migrator.back_at()).
         migrator.roll_back(savepoint, keep=step.clean)
@@ -313,7 +332,19 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iter
     if undone is not None:
         progress.phase = "upgrading it again after its downgrade"
         as_a_new_run(context)
+        migrator.track()
         yield MigrationStep.upgrade_from_script(revision_map, undone)
+    if migrator.tracking:
+        progress.phase = "comparing what the walk tracked with the whole schema"
+        migrator.counts(migrator.capture())
+        if migrator.untracked_change():
+            raise UntrackedChange(line[-1])
+
+
+class UntrackedChange(Exception):
+    """The schema or the rows differ from what the walk tracked (migrations/testing/changes.py):
+    something changed them outside the walk's connection. ``walk()`` walks again from the
+    start of that line of revisions, on a new database, with whole-schema captures."""
 
 
 def as_a_new_run(context) -> None:
@@ -337,7 +368,7 @@ def record_downgrade(migrator: Migrator, step: Step, before: Captured, at_revisi
     whether the downgrade did nothing at all to what the upgrade made (``at_revision``)."""
     after = migrator.capture(keep=False)
     step.before, step.after_downgrade = migrator.compare(before, after)
-    step.rows_after_downgrade = migrator.row_counts(after.tables)
+    step.rows_after_downgrade = migrator.counts(after)
     if step.before != step.after_downgrade:
         was, now = migrator.compare(at_revision, after)
         step.downgrade_did_nothing = was == now

@@ -1,0 +1,132 @@
+"""Which tables a revision's step changed, so that the stairway (stairway.py) reads again only
+their part of the schema, not the whole of it: a step's check costs what the step changed, and
+a walk grows with the length of the history, not with its square.
+
+Every statement a step runs on the walk's connection is seen (a listener on the Connection):
+
+- one that an Alembic operation runs (through its ``impl._exec``) and whose construct names
+  its table (CREATE/DROP/ALTER TABLE, an index, a constraint, a comment) changes that table
+  (a renamed table: both names);
+- anything else changes what cannot be read: an ``op.execute()`` of SQL text, a statement run
+  on ``op.get_bind()`` directly, an enum type made with its table, the reflection of a
+  batch operation, a sequence. The next capture reads the whole schema, as before.
+
+Rows: an INSERT, UPDATE or DELETE (bulk_insert, a batch copy) may fire a trigger or cascade to
+other tables: every table's rows are counted again after it; after DDL alone, only the tables
+it named. What a second connection does is not seen here: the walk compares what it tracked
+with the whole schema and every row count at the end of each line of revisions, and at each
+faulty one, and walks again with whole-schema captures when they differ (stairway.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alembic.ddl.base import AlterTable, RenameTable
+from sqlalchemy import Connection, event
+from sqlalchemy.sql.ddl import (
+    AddConstraint,
+    CreateIndex,
+    CreateTable,
+    DropColumnComment,
+    DropConstraint,
+    DropIndex,
+    DropTable,
+    DropTableComment,
+    SetColumnComment,
+    SetTableComment,
+)
+from sqlalchemy.sql.dml import Delete, Insert, Update
+
+from migrations.testing.catalog import version_tables
+
+TABLE_DDL = (CreateTable, DropTable, SetTableComment, DropTableComment)
+ON_A_TABLE = (CreateIndex, DropIndex, AddConstraint, DropConstraint)
+ON_A_COLUMN = (SetColumnComment, DropColumnComment)
+ROWS = (Insert, Update, Delete)
+
+
+class Changes:
+    """What the steps run since the last capture changed: ``tables``, unless ``everything``
+    (the whole schema is to be read); ``rows``: every table's rows are to be counted again."""
+
+    def __init__(self) -> None:
+        self.tables: set[str] = set()
+        self.everything = False
+        self.rows = False
+        self.inside = 0  # within an operation's impl._exec
+
+    def note(self, construct: Any) -> None:
+        """What an operation's construct changes."""
+        names = named_tables(construct)
+        if names is None:
+            self.everything = self.rows = True
+        elif isinstance(construct, ROWS):
+            if not names <= version_tables():  # Alembic's own update of its version table aside
+                self.tables |= names
+                self.rows = True
+        else:
+            self.tables |= names
+
+    def statement(self) -> None:
+        """A statement run on the connection: outside an operation, what it changes is unknown."""
+        if not self.inside:
+            self.everything = self.rows = True
+
+
+def named_tables(construct: Any) -> set[str] | None:
+    """The tables this construct changes (a name as the database spells it, and as written),
+    or None when it cannot be read."""
+    if isinstance(construct, RenameTable):
+        names = [construct.table_name, construct.new_table_name]
+    elif isinstance(construct, AlterTable):
+        names = [construct.table_name]
+    elif isinstance(construct, TABLE_DDL):
+        names = [construct.element.name]
+    elif isinstance(construct, ON_A_TABLE):
+        table = construct.element.table
+        names = [getattr(table, "name", None)]
+    elif isinstance(construct, ON_A_COLUMN):
+        names = [getattr(construct.element.table, "name", None)]
+    elif isinstance(construct, ROWS):
+        names = [getattr(construct.table, "name", None)]
+    else:
+        return None
+    if not all(isinstance(name, str) and name for name in names):
+        return None  # e.g. op.drop_index() without its table_name
+    return {variant for name in names for variant in (name, name.lower())}
+
+
+@contextmanager
+def watched(connection: Connection, context: Any, changes: Any) -> Iterator[None]:
+    """While it lasts, each statement on ``connection`` and each construct an operation runs
+    through ``context.impl`` is told to ``changes()`` (a callable giving the Changes to tell,
+    or None when nothing is tracked just then)."""
+    impl = context.impl
+    run = impl._exec
+
+    def _exec(construct: Any, *args: Any, **kwargs: Any) -> Any:
+        tracked = changes()
+        if tracked is None:
+            return run(construct, *args, **kwargs)
+        tracked.note(construct)
+        tracked.inside += 1
+        try:
+            return run(construct, *args, **kwargs)
+        finally:
+            tracked.inside -= 1
+
+    def before_cursor_execute(*_: Any) -> None:
+        tracked = changes()
+        if tracked is not None:
+            tracked.statement()
+
+    impl._exec = _exec
+    event.listen(connection, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", before_cursor_execute)
+        impl.__dict__.pop("_exec", None)
