@@ -17,6 +17,7 @@ on other databases: reflect them with ``snapshot()``.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from functools import cache
@@ -294,7 +295,7 @@ def catalog(
     parts: dict[Any, str] = {}
     refers: dict[str, frozenset[str]] = {}
     table_names: set[str] = set()
-    for group, kind, name, part, referred, is_table in _rows(connection, query, parameters, postgresql and scope):
+    for group, kind, name, part, referred, is_table in _rows(connection, query, parameters, bool(scope)):
         parts[group if group is not None else (kind, name)] = part
         if group is not None:
             referred = referred if postgresql else json.loads(referred)
@@ -316,16 +317,36 @@ def _statement(query: str) -> TextClause:
     return text(query)
 
 
-def _rows(connection: Connection, query: str, parameters: dict[str, Any], generic: bool) -> list[Any]:
-    """The query's rows. ``generic``: with the plan PostgreSQL makes once for any parameters
-    (planning the query anew for each capture takes five times as long as running it)."""
-    if not generic:
-        return connection.execute(_statement(query), parameters).all()
-    connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-    try:
-        return connection.execute(_statement(query), parameters).all()
-    finally:
-        connection.exec_driver_sql("RESET plan_cache_mode")
+def _rows(connection: Connection, query: str, parameters: dict[str, Any], scoped: bool) -> list[Any]:
+    """The query's rows. A scoped capture on PostgreSQL through psycopg runs a statement
+    prepared once per session: planning the query costs several times as much as running
+    it, and after five runs the server keeps one plan for any tables (see ``_prepared``)."""
+    if scoped and query is POSTGRESQL_SCOPED and _prepared(connection):
+        names = parameters["tables"]
+        if all(_PLAIN_NAME.match(name) for name in names):
+            quoted = ", ".join(f"'{name}'" for name in names)
+            return connection.exec_driver_sql(f"EXECUTE {PREPARED}(ARRAY[{quoted}]::name[])").all()
+    return connection.execute(_statement(query), parameters).all()
+
+
+PREPARED = "alembic_cookbook_catalog"
+_PLAIN_NAME = re.compile(r"[^'\\\x00]*\Z")  # written between quotes as it is
+
+
+def _prepared(connection: Connection) -> bool:
+    """Whether this session has the scoped catalog query prepared (prepared now if not).
+    psycopg deallocates every prepared statement of the session after a DROP or an ALTER
+    once it prepared one of its own: it is told to prepare none on this connection (the
+    walk's, which runs the revisions: they run as before, planned each time)."""
+    driver = getattr(connection.connection, "dbapi_connection", None)
+    if connection.dialect.driver != "psycopg" or not hasattr(driver, "prepare_threshold"):
+        return False
+    driver.prepare_threshold = None
+    found = connection.exec_driver_sql(f"SELECT FROM pg_prepared_statements WHERE name = '{PREPARED}'").first()
+    if found is None:
+        body = POSTGRESQL_SCOPED.replace("CAST(:tables AS name[])", "$1")
+        connection.exec_driver_sql(f"PREPARE {PREPARED}(name[]) AS {body}")
+    return True
 
 
 def pictured(found: Catalog) -> dict[str, Any]:
