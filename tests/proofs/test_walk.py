@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -453,3 +454,46 @@ def test_a_history_that_cannot_reach_head_says_so_in_one_line(project_copy, serv
             "test_create_db_builds_what_upgrade_head_builds",
         ]
     ), result.stdout
+
+
+def on_a_terminal(project: Path, env: dict[str, str]) -> str:
+    """What the baked stairway test prints when its output is a terminal (a pseudo-terminal)."""
+    primary, secondary = pty.openpty()
+    command = [sys.executable, "-m", "pytest", "tests/test_migrations.py", "-q", "-p", "no:cacheprovider"]
+    command += ["-k", "downgrade_undoes_its_upgrade and not data"]
+    process = subprocess.Popen(command, cwd=project, env=env, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the other end is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+        process.wait(timeout=600)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_walk_says_where_it_is_on_a_terminal_and_nothing_in_ci(project_copy, server):
+    """On a terminal the stairway test shows revision n of N, the line rewritten in place and
+    cleared at the end, before pytest's summary; under CI=true it prints no such line."""
+    versions = project_copy / "migrations" / "versions"
+    for number in range(1, 4):
+        table = f"probe_f{number}"
+        parent = f"f{number - 1}" if number > 1 else HEAD
+        source = revision_source(f"f{number}", parent, TABLE.format(table), f'op.drop_table("{table}")')
+        versions.joinpath(f"probe_{number}.py").write_text(source)
+    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "CI")}
+    env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
+    shown = on_a_terminal(project_copy, env)
+    total = len(list(load_script(project_config(project_copy)).walk_revisions()))
+    assert re.search(rf"revision {total} of {total}, f3 \(f3\)", shown), shown
+    assert "\r" in shown and "passed" in shown.rsplit("revision", 1)[1], shown
+    quiet = on_a_terminal(project_copy, {**env, "CI": "true"})
+    assert "passed" in quiet and "revision" not in quiet, quiet

@@ -74,6 +74,7 @@ def walk(
     start_after: str | None = None,
     skip: dict[str, str] | None = None,
     data: bool = False,
+    progress: Callable[[int, int, Script], None] | None = None,
 ) -> Iterator[Step]:
     """The stairway over the whole history, every faulty revision found in one walk.
 
@@ -87,6 +88,7 @@ def walk(
     Revisions up to ``start_after`` (with the data steps on: up to the one before the first
     that has data steps, see ``has_data_steps``), those in ``skip`` and irreversible ones
     (migrations/irreversible.py) are upgraded only, and yielded as skipped.
+    ``progress(n, total, revision)`` is told each revision as its step begins.
     """
     revisions = revisions_base_to_head(script)
     first = 0
@@ -105,6 +107,10 @@ def walk(
     why = "before start_after" if not data else "no data steps here or before: the same run as without data steps"
     yield from (Step(revision, undo_target(revision), skipped=why) for revision in revisions[:first])
     position = {revision.revision: i for i, revision in enumerate(revisions)}
+
+    def begins(revision: Script) -> None:
+        if progress is not None:
+            progress(position[revision.revision] + 1, len(revisions), revision)
     pending: Step | None = None  # an upgrade that failed on the walk's database, told once a new one tried it
     tracking = True  # False once something changed the database where the walk did not track it
     while first < len(revisions) or pending is not None:
@@ -127,7 +133,7 @@ def walk(
             while first < len(revisions):
                 faulty = None
                 try:
-                    for step in stairway_from(migrator, revisions[first:], reasons):
+                    for step in stairway_from(migrator, revisions[first:], reasons, begins):
                         first = position[step.revision.revision] + 1  # each revision once, none passed over
                         if not step.clean and step.skipped is None:
                             faulty = step
@@ -193,7 +199,12 @@ def stairway(migrator: Migrator) -> Iterator[Step]:
     yield from stairway_from(migrator, revisions[first:], skip)
 
 
-def stairway_from(migrator: Migrator, revisions: list[Script], skip: dict[str, str]) -> Iterator[Step]:
+def stairway_from(
+    migrator: Migrator,
+    revisions: list[Script],
+    skip: dict[str, str],
+    begins: Callable[[Script], None] = lambda _revision: None,
+) -> Iterator[Step]:
     """Each of ``revisions`` (base to head; the database is at their parents): upgrade it,
     downgrade it, capture and compare, upgrade it again. Stops after the first Step that is
     not clean. A revision in ``skip`` is only upgraded, and yielded with the reason."""
@@ -205,9 +216,10 @@ def stairway_from(migrator: Migrator, revisions: list[Script], skip: dict[str, s
     linear = linear and not any(revision.dependencies for revision in revisions)
     linear = linear and migrator.current() == _parents(revisions[0])
     if linear:
-        yield from _walk_line(migrator, revisions, skip)
+        yield from _walk_line(migrator, revisions, skip, begins)
         return
     for revision in revisions:  # branches: each revision down and up again on its own
+        begins(revision)
         if revision.revision in skip:
             migrator.upgrade(revision.revision)
             yield Step(revision, undo_target(revision), skipped=skip[revision.revision])
@@ -250,10 +262,12 @@ class _Progress:
     made: Step | None = None  # the revision's Step, once its upgrade is done
 
 
-def _walk_line(migrator: Migrator, line: list[Script], skip: dict[str, str]) -> Iterator[Step]:
+def _walk_line(
+    migrator: Migrator, line: list[Script], skip: dict[str, str], begins: Callable[[Script], None]
+) -> Iterator[Step]:
     done: list[Step] = []
     progress = _Progress()
-    steps = partial(_line_steps, migrator=migrator, line=line, done=done, skip=skip, progress=progress)
+    steps = partial(_line_steps, migrator=migrator, line=line, done=done, skip=skip, progress=progress, begins=begins)
     try:
         migrator._run(steps, line[-1].revision)
     except UntrackedChange:
@@ -274,7 +288,7 @@ def _walk_line(migrator: Migrator, line: list[Script], skip: dict[str, str]) -> 
     yield from done
 
 
-def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iterator[MigrationStep]:
+def _line_steps(heads, context, *, migrator, line, done, skip, progress, begins) -> Iterator[MigrationStep]:
     """The MigrationSteps of the run of env.py that walks a line, for Alembic to apply one
     after the other; between two of them, inside the run, the schema is captured and the
     rows counted. Each revision: upgrade (after the revision before it, which the last step
@@ -283,10 +297,10 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress) -> Iter
     if tuple(sorted(heads)) != _parents(line[0]):
         raise RuntimeError(f"the stairway expected the database at {_parents(line[0])}, found it at {heads}")
     with watched(migrator.connection, context, migrator.tracked):
-        yield from _line_steps_watched(context, migrator=migrator, line=line, done=done, skip=skip, progress=progress)
+        yield from _line_steps_watched(context, migrator, line, done, skip, progress, begins)
 
 
-def _line_steps_watched(context, *, migrator, line, done, skip, progress) -> Iterator[MigrationStep]:
+def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -> Iterator[MigrationStep]:
     revision_map = migrator.script.revision_map
     # PostgreSQL holds every lock a transaction takes until it ends, in a table of bounded
     # size: commit after each revision (SQLite has no such table; MariaDB commits each step).
@@ -295,6 +309,7 @@ def _line_steps_watched(context, *, migrator, line, done, skip, progress) -> Ite
     rows = migrator.counts(before)
     undone: Script | None = None  # downgraded by the last step: upgraded again first
     for revision in line:
+        begins(revision)
         migrator.track()
         if undone is not None:
             progress.phase = "upgrading it again after its downgrade"
