@@ -111,6 +111,7 @@ def walk(
     def begins(revision: Script) -> None:
         if progress is not None:
             progress(position[revision.revision] + 1, len(revisions), revision)
+
     pending: Step | None = None  # an upgrade that failed on the walk's database, told once a new one tried it
     tracking = True  # False once something changed the database where the walk did not track it
     while first < len(revisions) or pending is not None:
