@@ -432,10 +432,10 @@ def test_a_faulty_downgrade_beside_a_virtual_table_is_caught(project_copy, datab
     assert any(line.startswith("table customer indexes:") and "ix_customer_name_probe" in line for line in changed)
 
 
-TABLE_E = 'op.create_table("{0}", sa.Column("id", sa.Integer(), nullable=False))'
 # The tables of the proof below: "probe_near" is changed through op.get_bind(), "probe_far"
-# through a second connection of the revision's own (IF NOT EXISTS: its upgrade after its
-# downgrade, which leaves the column, passes; only a comparison of the schema can tell).
+# through a second connection of the revision's own, and through the driver's own cursor on
+# the walk's connection (IF NOT EXISTS: the upgrade after the downgrade, which leaves the
+# index, passes; only a comparison of the schema can tell).
 NEAR_AND_FAR = "\n".join(
     f'op.create_table("{name}", sa.Column("id", sa.Integer(), nullable=False),'
     f' sa.PrimaryKeyConstraint("id", name="pk_{name}"))'
@@ -444,40 +444,44 @@ NEAR_AND_FAR = "\n".join(
 SECOND_CONNECTION = (
     "engine = sa.create_engine(op.get_bind().engine.url)\n"
     "with engine.begin() as second:\n"
-    '    second.execute(sa.text("ALTER TABLE probe_far ADD COLUMN IF NOT EXISTS by_second INTEGER"))\n'
+    '    second.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_by_second ON probe_far (id)"))\n'
     "engine.dispose()"
+)
+DRIVER_CURSOR = (
+    "cursor = op.get_bind().connection.driver_connection.cursor()\n"
+    'cursor.execute("CREATE INDEX IF NOT EXISTS ix_by_driver ON probe_far (id)")\n'
+    "cursor.close()"
 )
 
 
 def test_a_revision_that_changes_a_table_its_operations_do_not_name_is_caught(project_copy, new_database, dialect):
     """The line walk reads again only the tables a step's operations name (migrations/testing/
     changes.py). A revision that changes another table some other way is named all the same:
-    through op.get_bind() (the statement is seen, and the whole schema is read), and, on a
-    server, through a second connection of its own (not seen: the walk finds at the end of the
-    line that the schema is not what it tracked, and walks that line again reading the whole
-    schema at every step). The revisions after them, and before, are clean."""
+    through op.get_bind() (the statement is seen: the whole schema is read), through a second
+    connection of its own (seen as it is taken from a pool: the same), and through the
+    driver's own cursor (not seen: at the end of the line the schema is not what the walk
+    tracked, and the line is walked again reading the whole schema at every step; SQLite's
+    capture reads all of sqlite_master in any case). The revisions between them are clean."""
     bind_alter = 'op.get_bind().execute(sa.text("ALTER TABLE probe_near ADD COLUMN by_bind INTEGER"))'
+    table = 'op.create_table("{0}", sa.Column("id", sa.Integer(), nullable=False))'
     revisions = [
         revision_source("e1", HEAD, NEAR_AND_FAR, 'op.drop_table("probe_far")\nop.drop_table("probe_near")'),
-        revision_source("e2", "e1", TABLE_E.format("probe_e2") + "\n" + bind_alter, 'op.drop_table("probe_e2")'),
-        revision_source("e3", "e2", TABLE_E.format("probe_e3"), 'op.drop_table("probe_e3")'),
+        revision_source("e2", "e1", table.format("probe_e2") + "\n" + bind_alter, 'op.drop_table("probe_e2")'),
+        revision_source("e3", "e2", table.format("probe_e3"), 'op.drop_table("probe_e3")'),
+        revision_source("e4", "e3", table.format("probe_e4") + "\n" + DRIVER_CURSOR, 'op.drop_table("probe_e4")'),
+        revision_source("e5", "e4", table.format("probe_e5"), 'op.drop_table("probe_e5")'),
     ]
     if dialect != "sqlite":  # SQLite: the walk's run holds the file's write lock; a second writer waits
-        revisions.append(
-            revision_source(
-                "e4", "e3", TABLE_E.format("probe_e4") + "\n" + SECOND_CONNECTION, 'op.drop_table("probe_e4")'
-            )
-        )
-        revisions.append(revision_source("e5", "e4", TABLE_E.format("probe_e5"), 'op.drop_table("probe_e5")'))
+        second = table.format("probe_e6") + "\n" + SECOND_CONNECTION
+        revisions.append(revision_source("e6", "e5", second, 'op.drop_table("probe_e6")'))
+        revisions.append(revision_source("e7", "e6", table.format("probe_e7"), 'op.drop_table("probe_e7")'))
     for number, source in enumerate(revisions):
         (project_copy / "migrations" / "versions" / f"probe_{number}.py").write_text(source)
     script = load_script(project_config(project_copy))
-    made = []
 
     @contextmanager
     def fresh():
         url = new_database()
-        made.append(url)
         config = project_config(project_copy)
         config.attributes["database_url"] = url
         engine = make_engine(url)
@@ -489,10 +493,10 @@ def test_a_revision_that_changes_a_table_its_operations_do_not_name_is_caught(pr
 
     steps = list(walk(script, fresh))
     walked = [step.revision.revision for step in steps]
-    assert len(walked) == len(set(walked)) and walked == [rev.revision for rev in revisions_base_to_head(script)]
+    assert walked == [revision.revision for revision in revisions_base_to_head(script)], walked
     faults = {step.revision.revision: step.fault() for step in steps if step.fault()}
-    expected = {"e2"} if dialect == "sqlite" else {"e2", "e4"}
-    assert set(faults) == expected, faults
+    assert set(faults) == ({"e2", "e4"} if dialect == "sqlite" else {"e2", "e4", "e6"}), faults
     assert "by_bind" in faults["e2"], faults["e2"]
+    assert "ix_by_driver" in faults["e4"], faults["e4"]
     if dialect != "sqlite":
-        assert "by_second" in faults["e4"], faults["e4"]
+        assert "ix_by_second" in faults["e6"], faults["e6"]

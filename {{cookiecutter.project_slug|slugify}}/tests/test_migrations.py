@@ -226,7 +226,13 @@ def walk_the_stairway(
         with migrator_on(used[-1], script, environment, data) as migrator:
             yield migrator
 
-    steps = list(walk(script, fresh, start_after=START_AFTER, skip=SKIP_REVISIONS, data=data, progress=progress))
+    @contextmanager
+    def probe() -> Iterator[Migrator]:  # a new database, to confirm a fault on (see walk())
+        with migrator_on(new_database(databases, environment, counted=False), script, environment, data) as migrator:
+            yield migrator
+
+    walking = dict(start_after=START_AFTER, skip=SKIP_REVISIONS, data=data, progress=progress, probe=probe)
+    steps = list(walk(script, fresh, **walking))
     for step in steps:
         if step.skipped and step.skipped.startswith("irreversible") or step.revision.revision in SKIP_REVISIONS:
             warnings.warn(f"{step}: not downgraded ({step.skipped})", NotDowngraded, stacklevel=1)

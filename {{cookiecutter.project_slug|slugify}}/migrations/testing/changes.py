@@ -9,23 +9,28 @@ Every statement a step runs on the walk's connection is seen (a listener on the 
   (a renamed table: both names);
 - anything else changes what cannot be read: an ``op.execute()`` of SQL text, a statement run
   on ``op.get_bind()`` directly, an enum type made with its table, the reflection of a
-  batch operation, a sequence. The next capture reads the whole schema, as before.
+  batch operation, a sequence; and so does a connection the step takes from any of this
+  process's pools (``create_engine(url).connect()``, ``op.get_bind().engine.connect()``).
+  The next capture reads the whole schema, as before.
 
 Rows: an INSERT, UPDATE or DELETE (bulk_insert, a batch copy) may fire a trigger or cascade to
 other tables: every table's rows are counted again after it; after DDL alone, only the tables
 it named. What a second connection does is not seen here: the walk compares what it tracked
 with the whole schema and every row count at the end of each line of revisions, and at each
-faulty one, and walks again with whole-schema captures when they differ (stairway.py).
+faulty one, and walks again with whole-schema captures when they differ (stairway.py). A
+change through a connection SQLAlchemy did not make (the driver's own, another process) is
+found so when it is still there then; one undone before then may hide the fault it made.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from alembic.ddl.base import AlterTable, RenameTable
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Pool, event
 from sqlalchemy.sql.ddl import (
     AddConstraint,
     CreateIndex,
@@ -123,10 +128,19 @@ def watched(connection: Connection, context: Any, changes: Any) -> Iterator[None
         if tracked is not None:
             tracked.statement()
 
+    walking = threading.get_ident()
+
+    def checkout(*_: Any) -> None:  # a second connection, in the walk's thread: the revision's
+        tracked = changes()
+        if tracked is not None and threading.get_ident() == walking:
+            tracked.everything = tracked.rows = True
+
     impl._exec = _exec
     event.listen(connection, "before_cursor_execute", before_cursor_execute)
+    event.listen(Pool, "checkout", checkout)
     try:
         yield
     finally:
+        event.remove(Pool, "checkout", checkout)
         event.remove(connection, "before_cursor_execute", before_cursor_execute)
         impl.__dict__.pop("_exec", None)

@@ -375,6 +375,14 @@ class Migrator:
         whole = self.capture(whole=True)
         return self.counts(whole) != last.rows or whole.catalog != last.catalog
 
+    def matches(self, captured: Captured, rows: dict[str, int]) -> bool:
+        """Whether the database now has the schema of ``captured`` (where it is a catalog: on
+        SQLite every capture reads all of sqlite_master) and these row counts."""
+        whole = self.capture(whole=True)
+        if isinstance(captured.catalog, Catalog) and whole.catalog != captured.catalog:
+            return False
+        return self.counts(whole) == rows
+
     def row_counts(self, tables: list[str]) -> dict[str, int]:
         """The number of rows in each of these tables (see ``row_counts()``)."""
         return self._on(self._row_counts, tables)

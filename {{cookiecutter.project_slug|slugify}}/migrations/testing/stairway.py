@@ -75,6 +75,7 @@ def walk(
     skip: dict[str, str] | None = None,
     data: bool = False,
     progress: Callable[[int, int, Script], None] | None = None,
+    probe: Callable[[], AbstractContextManager[Migrator]] | None = None,
 ) -> Iterator[Step]:
     """The stairway over the whole history, every faulty revision found in one walk.
 
@@ -88,7 +89,8 @@ def walk(
     Revisions up to ``start_after`` (with the data steps on: up to the one before the first
     that has data steps, see ``has_data_steps``), those in ``skip`` and irreversible ones
     (migrations/irreversible.py) are upgraded only, and yielded as skipped.
-    ``progress(n, total, revision)`` is told each revision as its step begins.
+    ``progress(n, total, revision)`` is told each revision as its step begins. ``probe()``
+    gives a Migrator on a new database to confirm a fault on (default: ``fresh()``).
     """
     revisions = revisions_base_to_head(script)
     first = 0
@@ -112,6 +114,21 @@ def walk(
         if progress is not None:
             progress(position[revision.revision] + 1, len(revisions), revision)
 
+    def confirm(step: Step) -> None:
+        """A fault found while the walk tracked the steps' changes (changes.py): UntrackedChange
+        unless a new database brought to the revisions before it, in one run, has the schema
+        and the row counts the walk had there (a change the walk did not see, undone before
+        the end of the line, could have shown as this revision's)."""
+        with (probe or fresh)() as other:
+            other.tracking = False
+            try:
+                upgrade_prefix(other, revisions[: position[step.revision.revision]])
+                same = other.matches(step.tracked_before, step.rows_before)
+            except Exception:  # noqa: BLE001  not built so in one run: the line again, whole
+                same = False
+        if not same:
+            raise UntrackedChange(step)
+
     pending: Step | None = None  # an upgrade that failed on the walk's database, told once a new one tried it
     tracking = True  # False once something changed the database where the walk did not track it
     while first < len(revisions) or pending is not None:
@@ -134,7 +151,7 @@ def walk(
             while first < len(revisions):
                 faulty = None
                 try:
-                    for step in stairway_from(migrator, revisions[first:], reasons, begins):
+                    for step in stairway_from(migrator, revisions[first:], reasons, begins, confirm):
                         first = position[step.revision.revision] + 1  # each revision once, none passed over
                         if not step.clean and step.skipped is None:
                             faulty = step
@@ -205,6 +222,7 @@ def stairway_from(
     revisions: list[Script],
     skip: dict[str, str],
     begins: Callable[[Script], None] = lambda _revision: None,
+    confirm: Callable[[Step], None] | None = None,
 ) -> Iterator[Step]:
     """Each of ``revisions`` (base to head; the database is at their parents): upgrade it,
     downgrade it, capture and compare, upgrade it again. Stops after the first Step that is
@@ -217,7 +235,7 @@ def stairway_from(
     linear = linear and not any(revision.dependencies for revision in revisions)
     linear = linear and migrator.current() == _parents(revisions[0])
     if linear:
-        yield from _walk_line(migrator, revisions, skip, begins)
+        yield from _walk_line(migrator, revisions, skip, begins, confirm)
         return
     for revision in revisions:  # branches: each revision down and up again on its own
         begins(revision)
@@ -264,7 +282,11 @@ class _Progress:
 
 
 def _walk_line(
-    migrator: Migrator, line: list[Script], skip: dict[str, str], begins: Callable[[Script], None]
+    migrator: Migrator,
+    line: list[Script],
+    skip: dict[str, str],
+    begins: Callable[[Script], None],
+    confirm: Callable[[Step], None] | None,
 ) -> Iterator[Step]:
     done: list[Step] = []
     progress = _Progress()
@@ -286,6 +308,10 @@ def _walk_line(
             done.append(failed)
         else:
             raise
+    faulty = done[-1] if done else None
+    if confirm is not None and faulty is not None and faulty.error is None and faulty.tracked_before is not None:
+        if not faulty.clean:  # found by comparing what the walk tracked: confirmed, before any step is told
+            confirm(faulty)
     yield from done
 
 
@@ -324,6 +350,7 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             rows = migrator.counts(before)
             continue
         step = Step(revision, undo_target(revision), rows_before=rows)
+        step.tracked_before = before if migrator.tracking else None
         at_revision = migrator.capture()
         rows = migrator.counts(at_revision)
         step.at_revision, step.rows_at_revision = at_revision, rows

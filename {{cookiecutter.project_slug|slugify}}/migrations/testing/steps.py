@@ -37,6 +37,9 @@ class Step:
     downgrade_did_nothing: bool = False
     # the schema and row counts its upgrade left, for Migrator.back_at()
     at_revision: Captured | None = field(default=None, repr=False, compare=False)
+    # the capture before its upgrade, when the walk tracked its changes (changes.py): a fault
+    # found so is confirmed against a new database (stairway.walk())
+    tracked_before: Captured | None = field(default=None, repr=False, compare=False)
     rows_at_revision: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __str__(self) -> str:
