@@ -75,22 +75,31 @@ DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg", "mysql": "pymysql"}
 # Run in the baked project: the stairway's SQL, each revision's upgrade, downgrade and upgrade again.
 STAIRWAY_SQL = r"""
 import io, re, sys
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 
-def offline(function, target):
+script = ScriptDirectory.from_config(Config("alembic.ini"))  # loaded once: what alembic --sql runs, per revision
+
+
+def offline(upgrade, start, destination):
     buffer = io.StringIO()
-    function(Config("alembic.ini", output_buffer=buffer), target, sql=True)
+
+    def steps(revision, _context):
+        return script._upgrade_revs(destination, revision) if upgrade else script._downgrade_revs(destination, revision)
+
+    config = Config("alembic.ini", output_buffer=buffer)
+    with EnvironmentContext(config, script, fn=steps, as_sql=True, starting_rev=start, destination_rev=destination):
+        script.run_env()
     return buffer.getvalue()
 
-script = ScriptDirectory.from_config(Config("alembic.ini"))
+
 for revision in reversed(list(script.walk_revisions("base", "heads"))):
     parent = revision.down_revision
-    upgrade = offline(command.upgrade, revision.revision if parent is None else f"{parent}:{revision.revision}")
+    upgrade = offline(True, parent, revision.revision)
     # a downgrade to base leaves the version table (its row deleted), as the stairway's does
     again = re.sub(r"CREATE TABLE alembic_version \(.*?\);", "", upgrade, flags=re.DOTALL)
-    sys.stdout.write(upgrade + offline(command.downgrade, f"{revision.revision}:{parent or 'base'}") + again)
+    sys.stdout.write(upgrade + offline(False, revision.revision, parent or "base") + again)
 """
 # The target's anchor: pytest-alembic 0.13.1's four tests on this history took 9.5 s on a
 # machine of this project's CI kind. Its speed varies from day to day (pytest-alembic has
