@@ -23,13 +23,13 @@ import pytest
 import sqlalchemy as sa
 from alembic import command, op
 from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext, MigrationStep
+from alembic.runtime.migration import MigrationContext, MigrationStep, RevisionStep
 from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
 from migrations.settings import make_engine
 from migrations.testing.fixtures import project_config
-from migrations.testing.stairway import Migrator, has_data_steps, load_script, walk
+from migrations.testing.stairway import Migrator, _LineDowngrade, has_data_steps, load_script, walk
 from proofs.helpers import PROJECT, alembic_cli
 from proofs.test_stairway import HEAD, revision_source
 
@@ -319,6 +319,14 @@ def test_the_alembic_internals_the_stairway_relies_on_still_behave():
     order = [each.revision for each in reversed(list(script.walk_revisions()))]
     assert [step.revision.revision for step in script._upgrade_revs(HEAD, ())] == order
     assert [step.revision.revision for step in script._downgrade_revs("base", (HEAD,))] == order[::-1]
+    # the line walk's downgrade step answers Alembic's "does it delete a branch" as Alembic does
+    for each in script.walk_revisions():
+        if each.down_revision is not None and not each.is_merge_point and not each.dependencies:
+            alembic_step = RevisionStep(script.revision_map, each, False)
+            ours = _LineDowngrade(script.revision_map, each, False)
+            for step in (alembic_step, ours):
+                assert step._unmerge_to_revisions({each.revision}) == (each.down_revision,)
+                assert not step.should_delete_branch({each.revision})
     # as_a_new_run() clears the memo in which SQLAlchemy notes the PostgreSQL ENUM types a run made
     buffer = io.StringIO()
     context = MigrationContext.configure(dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer})

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from functools import partial
 from itertools import pairwise
 
-from alembic.runtime.migration import MigrationStep
+from alembic.runtime.migration import MigrationStep, RevisionStep
 from alembic.script import Script, ScriptDirectory
 from alembic.util import to_tuple
 
@@ -357,7 +357,7 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         progress.phase, progress.made = "downgrading it", step
         savepoint = migrator.savepoint()  # where DDL is transactional: see Migrator.back_at()
         migrator.track()
-        yield MigrationStep.downgrade_from_script(revision_map, revision)
+        yield _LineDowngrade(revision_map, revision, False)
         undone, progress.step = revision, step
         progress.phase = "comparing the schema after its downgrade"
         done.append(record_downgrade(migrator, step, before, at_revision))
@@ -382,6 +382,19 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         migrator.counts(migrator.capture())
         if migrator.untracked_change():
             raise UntrackedChange(line[-1])
+
+
+class _LineDowngrade(RevisionStep):
+    """A revision's downgrade in the line walk, where the database is at that revision alone
+    and the revision has one parent and no dependencies: the revisions it goes back to are that
+    parent. Alembic finds them by walking every ancestor of the parent, for each downgrade
+    (RevisionStep._unmerge_to_revisions, asked whether the downgrade deletes a branch): the
+    walk's cost would grow with the square of the history."""
+
+    def _unmerge_to_revisions(self, heads: set[str]) -> tuple[str, ...]:
+        if set(heads) == {self.revision.revision} and len(self.to_revisions) == 1:
+            return tuple(self.to_revisions)
+        return super()._unmerge_to_revisions(heads)
 
 
 class UntrackedChange(Exception):
