@@ -17,7 +17,7 @@ template's proofs fail loudly should those change.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from functools import partial
 from itertools import pairwise
 
@@ -114,60 +114,67 @@ def walk(
         if progress is not None:
             progress(position[revision.revision] + 1, len(revisions), revision)
 
+    probes = ExitStack()  # one database, kept for the walk, that every fault is confirmed on
+    held: list[Migrator] = []
+
     def confirm(step: Step) -> None:
         """A fault found while the walk tracked the steps' changes (changes.py): UntrackedChange
-        unless a new database brought to the revisions before it, in one run, has the schema
-        and the row counts the walk had there (a change the walk did not see, undone before
-        the end of the line, could have shown as this revision's)."""
-        with (probe or fresh)() as other:
-            other.tracking = False
-            try:
-                upgrade_prefix(other, revisions[: position[step.revision.revision]])
-                same = other.matches(step.tracked_before, step.rows_before)
-            except Exception:  # noqa: BLE001  not built so in one run: the line again, whole
-                same = False
+        unless the probe's database, upgraded to the revisions before it, has the schema and
+        the row counts the walk had there (a change the walk did not see, undone before the
+        end of the line, could have shown as this revision's). The probe goes from one fault
+        to the next: upgrading it costs one more pass over the history in all."""
+        try:
+            if not held:
+                held.append(probes.enter_context((probe or fresh)()))
+                held[0].tracking = False
+            upgrade_prefix(held[0], revisions[: position[step.revision.revision]])
+            same = held[0].matches(step.tracked_before, step.rows_before)
+        except Exception:  # noqa: BLE001  not built so: the line again, every capture whole
+            held.clear()
+            same = False
         if not same:
             raise UntrackedChange(step)
 
     pending: Step | None = None  # an upgrade that failed on the walk's database, told once a new one tried it
     tracking = True  # False once something changed the database where the walk did not track it
-    while first < len(revisions) or pending is not None:
-        with fresh() as migrator:
-            migrator.tracking = tracking
-            try:
-                upgrade_prefix(migrator, revisions[:first])
-            except Exception as error:  # on a new database: what was found so far is kept
-                failed = prefix_failed(migrator, revisions[:first], error)
-                if pending is not None:
-                    yield pending
-                if pending is None or failed.revision.revision != pending.revision.revision:
-                    yield failed
-                return  # the revisions after it need it
-            if pending is not None:  # it upgrades from base in one run: said, and the walk goes on
-                parents = ", ".join(_parents(pending.revision)) or "base"
-                pending.error = f"{pending.error}{UPGRADES_FROM_BASE.format(parents=parents)}"
-                yield pending
-                pending = None
-            while first < len(revisions):
-                faulty = None
+    with probes:
+        while first < len(revisions) or pending is not None:
+            with fresh() as migrator:
+                migrator.tracking = tracking
                 try:
-                    for step in stairway_from(migrator, revisions[first:], reasons, begins, confirm):
-                        first = position[step.revision.revision] + 1  # each revision once, none passed over
-                        if not step.clean and step.skipped is None:
-                            faulty = step
-                            break
-                        yield step
-                except UntrackedChange:  # this line again, on a new database, every capture whole
-                    tracking = False
-                    break
-                if faulty is None:
-                    break
-                if faulty.error is not None and faulty.error.startswith("upgrading it failed"):
-                    pending = faulty  # tried next on a new database, brought to it from base in one run
-                    break
-                yield faulty
-                if not migrator.back_at(faulty):
-                    break  # the next revisions on a new database
+                    upgrade_prefix(migrator, revisions[:first])
+                except Exception as error:  # on a new database: what was found so far is kept
+                    failed = prefix_failed(migrator, revisions[:first], error)
+                    if pending is not None:
+                        yield pending
+                    if pending is None or failed.revision.revision != pending.revision.revision:
+                        yield failed
+                    return  # the revisions after it need it
+                if pending is not None:  # it upgrades from base in one run: said, and the walk goes on
+                    parents = ", ".join(_parents(pending.revision)) or "base"
+                    pending.error = f"{pending.error}{UPGRADES_FROM_BASE.format(parents=parents)}"
+                    yield pending
+                    pending = None
+                while first < len(revisions):
+                    faulty = None
+                    try:
+                        for step in stairway_from(migrator, revisions[first:], reasons, begins, confirm):
+                            first = position[step.revision.revision] + 1  # each revision once, none passed over
+                            if not step.clean and step.skipped is None:
+                                faulty = step
+                                break
+                            yield step
+                    except UntrackedChange:  # this line again, on a new database, every capture whole
+                        tracking = False
+                        break
+                    if faulty is None:
+                        break
+                    if faulty.error is not None and faulty.error.startswith("upgrading it failed"):
+                        pending = faulty  # tried next on a new database, brought to it from base in one run
+                        break
+                    yield faulty
+                    if not migrator.back_at(faulty):
+                        break  # the next revisions on a new database
 
 
 def prefix_failed(migrator: Migrator, prefix: list[Script], error: Exception) -> Step:
