@@ -85,6 +85,20 @@ def migrator_on(project: Path, database_url: URL, engine: Engine, *revisions: st
         yield Migrator(config, connection, data=data)
 
 
+@contextmanager
+def fresh_on(new_database, script, project: Path):
+    """A Migrator on a new database of the test's, for ``walk()``, on ``project`` (a copy)."""
+    url = new_database()
+    config = project_config(project)
+    config.attributes["database_url"] = url
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            yield Migrator(config, connection, script)
+    finally:
+        engine.dispose()
+
+
 def walk_until(migrator: Migrator, revision: str) -> Iterator[Step]:
     """The stairway's steps up to and including ``revision``'s."""
     for step in stairway(migrator):
@@ -478,20 +492,7 @@ def test_a_revision_that_changes_a_table_its_operations_do_not_name_is_caught(pr
     for number, source in enumerate(revisions):
         (project_copy / "migrations" / "versions" / f"probe_{number}.py").write_text(source)
     script = load_script(project_config(project_copy))
-
-    @contextmanager
-    def fresh():
-        url = new_database()
-        config = project_config(project_copy)
-        config.attributes["database_url"] = url
-        engine = make_engine(url)
-        try:
-            with engine.connect() as connection:
-                yield Migrator(config, connection, script)
-        finally:
-            engine.dispose()
-
-    steps = list(walk(script, fresh))
+    steps = list(walk(script, lambda: fresh_on(new_database, script, project_copy)))
     walked = [step.revision.revision for step in steps]
     assert walked == [revision.revision for revision in revisions_base_to_head(script)], walked
     faults = {step.revision.revision: step.fault() for step in steps if step.fault()}

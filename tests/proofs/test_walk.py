@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,11 +26,10 @@ from alembic.runtime.migration import MigrationContext, MigrationStep, RevisionS
 from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
-from migrations.settings import make_engine
 from migrations.testing.fixtures import project_config
-from migrations.testing.stairway import Migrator, _LineDowngrade, has_data_steps, load_script, walk
+from migrations.testing.stairway import _LineDowngrade, has_data_steps, load_script, walk
 from proofs.helpers import PROJECT, alembic_cli
-from proofs.test_stairway import HEAD, revision_source
+from proofs.test_stairway import HEAD, fresh_on, revision_source
 
 TABLE = (
     'op.create_table("{0}", sa.Column("id", sa.Integer(), nullable=False),'
@@ -213,19 +211,6 @@ def test_one_run_names_every_faulty_revision_with_no_crash_and_no_false_alarm(
     message = outcomes["test_create_db_builds_what_upgrade_head_builds"]
     assert message is not None and "legacy_flag (1 rows)" in message, message
     assert "Insert those rows in create_db.py" in message
-
-
-@contextmanager
-def fresh_on(new_database, script, project: Path):
-    url = new_database()
-    config = project_config(project)
-    config.attributes["database_url"] = url
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            yield Migrator(config, connection, script)
-    finally:
-        engine.dispose()
 
 
 def test_the_walk_skips_irreversible_revisions_and_starts_after_a_given_one(project_copy, new_database):

@@ -294,7 +294,7 @@ def catalog(
     parts: dict[Any, str] = {}
     refers: dict[str, frozenset[str]] = {}
     table_names: set[str] = set()
-    found = _rows(connection, query, parameters, bool(scope)) if postgresql else _grouped(connection, query, parameters)
+    found = _rows(connection, query, parameters) if postgresql else _grouped(connection, query, parameters)
     for group, kind, name, part, referred, is_table in found:
         parts[group if group is not None else (kind, name)] = part
         if group is not None:
@@ -334,15 +334,14 @@ def _statement(query: str) -> TextClause:
     return text(query)
 
 
-def _rows(connection: Connection, query: str, parameters: dict[str, Any], scoped: bool) -> list[Any]:
+def _rows(connection: Connection, query: str, parameters: dict[str, Any]) -> list[Any]:
     """The query's rows. A scoped capture on PostgreSQL through psycopg runs a statement
     prepared once per session: planning the query costs several times as much as running
     it, and after five runs the server keeps one plan for any tables (see ``_prepared``)."""
-    if scoped and query is POSTGRESQL_SCOPED and _prepared(connection):
-        names = parameters["tables"]
-        if all(_PLAIN_NAME.match(name) for name in names):
-            quoted = ", ".join(f"'{name}'" for name in names)
-            return connection.exec_driver_sql(f"EXECUTE {PREPARED}(ARRAY[{quoted}]::name[])").all()
+    names = parameters.get("tables", ())
+    if query is POSTGRESQL_SCOPED and all(_PLAIN_NAME.match(name) for name in names) and _prepared(connection):
+        quoted = ", ".join(f"'{name}'" for name in names)
+        return connection.exec_driver_sql(f"EXECUTE {PREPARED}(ARRAY[{quoted}]::name[])").all()
     return connection.execute(_statement(query), parameters).all()
 
 

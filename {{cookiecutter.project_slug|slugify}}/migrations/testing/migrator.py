@@ -311,7 +311,7 @@ class Migrator:
         if not self.sqlite:
             since = base.catalog if base is not None and isinstance(base.catalog, Catalog) else None
             with self._reading() as connection:
-                found = catalog(connection, changed if since is not None else None, since)
+                found = catalog(connection, changed, since)  # the whole schema without a catalog since
             if found is not None:
                 return Captured(catalog=found)
             now = self.snapshot()  # MySQL
@@ -355,8 +355,8 @@ class Migrator:
         if captured.rows is None:
             base = captured.base
             if base is not None and base.rows is not None and captured.changed is not None:
-                existing = set(captured.tables) if not isinstance(captured.catalog, Catalog) else None
-                names = captured.catalog.table_names if existing is None else existing
+                catalog_ = captured.catalog
+                names = catalog_.table_names if isinstance(catalog_, Catalog) else set(captured.tables)
                 rows = {table: count for table, count in base.rows.items() if table not in captured.changed}
                 counted = sorted(t for t in captured.changed if t in names and t not in version_tables())
                 rows.update(self.row_counts(counted) if counted else {})
@@ -372,8 +372,7 @@ class Migrator:
         last = self._base
         if not self.tracking or last is None or last.rows is None:
             return False
-        whole = self.capture(whole=True)
-        return self.counts(whole) != last.rows or whole.catalog != last.catalog
+        return not self.matches(last, last.rows)
 
     def matches(self, captured: Captured, rows: dict[str, int]) -> bool:
         """Whether the database now has the schema of ``captured`` (where it is a catalog: on

@@ -315,10 +315,9 @@ def _walk_line(
             done.append(failed)
         else:
             raise
-    faulty = done[-1] if done else None
-    if confirm is not None and faulty is not None and faulty.error is None and faulty.tracked_before is not None:
-        if not faulty.clean:  # found by comparing what the walk tracked: confirmed, before any step is told
-            confirm(faulty)
+    faulty = done[-1] if done and not done[-1].clean and done[-1].error is None else None
+    if confirm is not None and faulty is not None and faulty.tracked_before is not None:
+        confirm(faulty)  # found by comparing what the walk tracked: confirmed before any step is told
     yield from done
 
 
