@@ -57,7 +57,7 @@ def test_config_files_parse_and_say_what_was_chosen(bake, options):
         assert (setting in toml_settings) == in_toml, setting
         assert ini.file_config.has_option("alembic", setting) != in_toml, setting
     assert ini.file_config.has_section("post_write_hooks") != in_toml
-    assert [hook["name"] for hook in toml_settings.get("post_write_hooks", [])] == (["ruff"] if in_toml else [])
+    assert [hook["name"] for hook in toml_settings.get("post_write_hooks", [])] == (["ruff", "head"] if in_toml else [])
     url = ini.get_main_option("sqlalchemy.url")
     database = options.get("database", "sqlite")
     driver = {"sqlite": "sqlite://", "postgresql": "postgresql+psycopg://", "mysql": "mysql+pymysql://"}[database]

@@ -136,6 +136,7 @@ def test_workflow_runs_the_tests_then_the_deploy_checks_on_every_push_and_pull_r
     assert [step["run"] for step in steps if "run" in step] == [
         INSTALL,
         "ruff check . && ruff format --check .",
+        "python -m migrations.cli check_branches",
         "pytest",
         "alembic upgrade head",
         "alembic check",

@@ -17,12 +17,13 @@ returns that line, or None. From the command line: ``alembic current --check-hea
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, make_url
 
 from migrations.environments import MAIN, version_table
 from migrations.failures import cannot_connect
@@ -62,6 +63,24 @@ def at_head_problem(config: Config, connection: Connection | None = None) -> str
         name = "" if config.config_ini_section == MAIN else f" --name {config.config_ini_section}"
         return f"{where} is at {shown}, behind this code's heads ({wanted}): run `alembic{name} upgrade head`."
     return f"{where} is at {shown}, not at this code's heads ({wanted}): merge or upgrade to them."
+
+
+def database_revisions(config: Config, url) -> list[str]:
+    """The revisions a database stands at (none: empty, or not managed by this history), read
+    from this environment's version table."""
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            return []  # and no file made by asking
+    elif url.get_backend_name() != "sqlite" and url.database:
+        from migrations.build_cleanup import database_exists
+        from migrations.settings import server_url
+
+        exists = partial(database_exists, name=url.database)
+        if not run_on_connection(server_url(url), exists, cannot_connect):
+            return []
+    read = partial(_current, version=version_table(config))
+    return sorted(run_on_connection(url, read, cannot_connect))
 
 
 def require_at_head(config: Config, connection: Connection | None = None) -> None:

@@ -8,6 +8,9 @@
     python -m migrations.cli apply_models        # the models onto a database the history does not manage
     python -m migrations.cli upgrade_tenants     # every tenant to head, with a summary (migrations/all_tenants.py)
     python -m migrations.cli create_tenant acme  # a new tenant, built at head
+    python -m migrations.cli check_branches      # one head, named in migrations/head.txt
+    python -m migrations.cli picture [--mermaid] [--database] [--url URL]  # the history as a graph
+    python -m migrations.cli squash <rev> [--url URL]  # base..rev as one revision of rev's id
 
 Run it from the project folder (where alembic.ini is), as `alembic`.
 """
@@ -93,6 +96,37 @@ def create_tenant(config: Config, tenant: str) -> None:
     config.print_stdout(create(config, tenant))
 
 
+def check_branches(config: Config, write: bool = False) -> None:
+    """Fail in one line unless the history has one head, named in migrations/head.txt."""
+    from migrations.heads import check_branches as check
+    from migrations.stamp import script_directory
+
+    config.print_stdout(check(script_directory(config), write=write))
+
+
+def picture(config: Config, mermaid: bool = False, database: bool = False, url: list[str] | None = None) -> None:
+    """Print the revision graph: text, or Mermaid; and where the databases asked about stand."""
+    from migrations import picture as draw
+    from migrations.at_head import database_revisions
+    from migrations.settings import parse_url
+    from migrations.stamp import script_directory
+
+    urls = [database_url(config)] if database else []
+    urls += [parse_url(raw, "--url") for raw in url or []]
+    standing = {shown.render_as_string(hide_password=True): database_revisions(config, shown) for shown in urls}
+    nodes = draw.graph(script_directory(config), standing)
+    config.print_stdout(draw.mermaid(nodes, standing) if mermaid else draw.text(nodes, standing))
+
+
+def squash(config: Config, revision: str, url: list[str] | None = None, unchecked: bool = False) -> None:
+    """Replace the revisions from base up to REVISION with one revision of its id (migrations/squash.py)."""
+    from migrations.settings import parse_url
+    from migrations.squash import squash as squash_history
+
+    urls = [parse_url(raw, "--url") for raw in url] if url else None
+    config.print_stdout(squash_history(config, revision, urls, check=not unchecked))
+
+
 def main(argv: list[str] | None = None) -> None:
     cli = CommandLine(prog="python -m migrations.cli")
     for command in (create_db, at_head, print_tables, apply_models, create_tenant):
@@ -107,6 +141,23 @@ def main(argv: list[str] | None = None) -> None:
     tenants.add_argument("--create", action="store_true", help="build the listed tenants that do not exist, at head")
     kwargs = ["tenants", "jobs", "per_server", "sql", "sql_dir", "create"]
     tenants.set_defaults(cmd=(upgrade_tenants, ["revision"], kwargs))
+    branches = cli.subparsers.add_parser("check_branches", help=check_branches.__doc__.splitlines()[0])
+    branches.add_argument("--write", action="store_true", help="rewrite migrations/head.txt instead of checking it")
+    branches.set_defaults(cmd=(check_branches, [], ["write"]))
+    drawn = cli.subparsers.add_parser("picture", help=picture.__doc__.splitlines()[0])
+    drawn.add_argument("--mermaid", action="store_true", help="a ```mermaid block (GitHub draws it) instead of text")
+    drawn.add_argument("--database", action="store_true", help="show where the configured database stands")
+    drawn.add_argument("--url", action="append", help="show where this database stands (again for more)")
+    drawn.set_defaults(cmd=(picture, [], ["mermaid", "database", "url"]))
+    squashing = cli.subparsers.add_parser("squash", help=squash.__doc__.splitlines()[0])
+    squashing.add_argument("revision", help="the last revision to squash (its id is kept)")
+    squashing.add_argument(
+        "--url",
+        action="append",
+        help="refuse if this database stands before REVISION (again for more; default: the configured database)",
+    )
+    squashing.add_argument("--unchecked", action="store_true", help="do not look at any database before squashing")
+    squashing.set_defaults(cmd=(squash, ["revision"], ["url", "unchecked"]))
     cli.main(argv=argv)
 
 

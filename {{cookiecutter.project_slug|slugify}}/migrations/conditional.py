@@ -12,7 +12,10 @@ Anything else is an error, raised by env.py before the first migration runs.
 
 from __future__ import annotations
 
+from types import FunctionType
+
 from alembic import context
+from alembic.script import Script
 from alembic.util import CommandError
 
 TRUE = frozenset({"true", "yes", "on", "1"})
@@ -31,3 +34,21 @@ def data_enabled() -> bool:
     if not isinstance(attribute, bool):
         raise CommandError(f'config.attributes["data"] = {attribute!r}: set it to True or False.')
     return attribute
+
+
+def _does_nothing() -> None:
+    """A body that is only a docstring (or ``pass``) compiles to this function's code."""
+
+
+def has_data_steps(revision: Script) -> bool:
+    """Whether ``-x data=true`` changes what this revision runs: it has a ``data_upgrades()``
+    or ``data_downgrades()`` that does something, or another function of its, ``upgrade()``
+    and ``downgrade()`` aside, asks for the flag. A revision not written from script.py.mako
+    has none of these: it runs the same either way."""
+    functions = {name: value for name, value in vars(revision.module).items() if isinstance(value, FunctionType)}
+    for name in ("data_upgrades", "data_downgrades"):
+        code = functions[name].__code__ if name in functions else None
+        if code is not None and (code.co_code != _does_nothing.__code__.co_code or code.co_names):
+            return True
+    asking = {name for name, function in functions.items() if "data_enabled" in function.__code__.co_names}
+    return not asking <= {"upgrade", "downgrade"}

@@ -157,6 +157,10 @@ class ReversibleOp(MigrateOperation):
             revision = operations.get_context().script.get_revision(version)
         except (CommandError, RevisionError):
             revision = None
+        if revision is None:  # squashed (migrations/squash.py): the revision that replaced it has the object
+            revision = next(
+                (each for each in operations.get_context().script.walk_revisions() if _squashes(each, version)), None
+            )
         if revision is None:
             raise CommandError(
                 f"{ident!r}: there is no revision {version!r} in this migration history "
@@ -190,6 +194,11 @@ class ReplaceOp(MigrateOperation):
 
     def reverse(self) -> ReplaceOp:
         return ReplaceOp(self.kind, self.new, self.old)
+
+
+def _squashes(revision, version: str) -> bool:
+    squashed = getattr(revision.module, "squashes", ()) or ()
+    return any(old == version or (len(version) >= 4 and old.startswith(version)) for old in squashed)
 
 
 OPERATION_NAMES = {

@@ -25,6 +25,7 @@ from alembic.runtime.migration import MigrationStep, RevisionStep
 from alembic.script import Script, ScriptDirectory
 from alembic.util import to_tuple
 
+from migrations.conditional import has_data_steps
 from migrations.failures import revision_that_raised
 from migrations.irreversible import irreversible_reason
 from migrations.testing.changes import watched
@@ -43,7 +44,6 @@ from migrations.testing.steps import (
     Step,
     describe_error,
     differences,
-    has_data_steps,
     undo_target,
 )
 

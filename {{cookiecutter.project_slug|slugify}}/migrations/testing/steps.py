@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from alembic.script import Script
@@ -93,24 +92,6 @@ def describe_error(error: BaseException) -> str:
         error = error.__cause__
     lines = str(getattr(error, "orig", None) or error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
-def _does_nothing() -> None:
-    """A body that is only a docstring (or ``pass``) compiles to this function's code."""
-
-
-def has_data_steps(revision: Script) -> bool:
-    """Whether ``-x data=true`` changes what this revision runs: it has a ``data_upgrades()``
-    or ``data_downgrades()`` that does something, or another function of its, ``upgrade()``
-    and ``downgrade()`` aside, asks for the flag. A revision not written from script.py.mako
-    has none of these: it runs the same either way."""
-    functions = {name: value for name, value in vars(revision.module).items() if isinstance(value, FunctionType)}
-    for name in ("data_upgrades", "data_downgrades"):
-        code = functions[name].__code__ if name in functions else None
-        if code is not None and (code.co_code != _does_nothing.__code__.co_code or code.co_names):
-            return True
-    asking = {name for name, function in functions.items() if "data_enabled" in function.__code__.co_names}
-    return not asking <= {"upgrade", "downgrade"}
 
 
 def undo_target(revision: Script) -> str:

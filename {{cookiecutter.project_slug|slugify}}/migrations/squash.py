@@ -1,0 +1,522 @@
+"""Squash a long history: the revisions from base up to R become one revision that builds the
+schema as it stood at R (Django's ``squashmigrations``; Alembic has none)::
+
+    python -m migrations.cli squash <R> [--url URL ...]
+
+The new revision keeps R's id, so a database at R or later is untouched and the revisions
+after R run unchanged. It is written from what the old history builds, not guessed from
+its code: a scratch database (a temporary file on SQLite, a database of its own on the
+server) is upgraded to R through env.py, then read back:
+
+- tables with their columns, constraints, indexes and comments; PostgreSQL enum types and
+  sequences of their own; foreign keys that form a cycle are added after the tables;
+- views, functions, procedures and triggers (whoever made them: ``op.create_view`` or
+  ``op.execute``), as the database has them, through the replaceable-object operations, so
+  that create_db.py sees them; each is a module-level object of the new revision, and a
+  later revision's ``replaces="<squashed id>.<name>"`` finds it there (``squashes`` lists the
+  ids it replaced);
+- the rows the revisions inserted (reference tables): those the schema steps insert in its
+  ``schema_upgrades()``, those only data steps insert in its ``data_upgrades()``.
+
+Its downgrade drops all it made. Before writing anything it refuses when the configured
+database (or each ``--url``) stands before R: that database would have no way up. After
+writing, a second scratch database is upgraded to R through the new revision and compared
+with the first (schema and rows): if they differ, the old files are put back. The old files
+are moved to ``migrations/squashed/<R>/`` (delete it once the squash is committed).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import render as alembic_render
+from alembic.autogenerate import render_python_code
+from alembic.config import Config
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory, write_hooks
+from alembic.util import CommandError, format_as_comma, template_to_file
+from sqlalchemy import Connection, MetaData, Table, event, inspect, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.schema import ForeignKeyConstraint, sort_tables_and_constraints
+
+from migrations.conditional import has_data_steps
+from migrations.declared import READERS, kind_of, literal
+from migrations.environments import all_version_tables, version_table
+from migrations.failures import cannot_connect, describe
+from migrations.render import render_item
+from migrations.replaceable import OPERATION_NAMES, base_name
+
+BUILD_TABLE = "create_db_in_progress"
+
+
+@dataclass
+class Built:
+    """What the old history built at R: read from a scratch database."""
+
+    metadata: MetaData
+    enums: list[tuple[str, list[str]]] = field(default_factory=list)
+    sequences: list[dict[str, Any]] = field(default_factory=list)
+    objects: list[tuple[Any, Any]] = field(default_factory=list)  # (kind, ReplaceableObject), in creation order
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    picture: Any = None
+    identity: dict[str, str] = field(default_factory=dict)  # PostgreSQL: table -> its serial/identity column
+
+
+def squash(config: Config, target: str, urls: list[URL] | None = None, check: bool = True) -> str:
+    """Replace base..target with one revision of target's id; one line saying what was done."""
+    started = time.perf_counter()
+    script = ScriptDirectory.from_config(config)  # not the cached one: files change here
+    head = _one_revision(script, target)
+    replaced = list(script.iterate_revisions(head.revision, "base"))  # target first
+    if len(replaced) < 2:
+        raise CommandError(f"revision {head.revision} has no parent: there is nothing to squash up to it")
+    ids = {revision.revision for revision in replaced}
+    _refuse_branches(script, head, ids)
+    if check:
+        _refuse_databases_before(config, head, ids - {head.revision}, urls)
+    from migrations.settings import database_url
+
+    url = database_url(config)
+    with _scratch(url) as scratch:
+        built = _run(scratch, partial(_build, config, head.revision, data=False))
+    data_rows: dict[str, list[dict[str, Any]]] = {}
+    if any(has_data_steps(revision) for revision in replaced):
+        with _scratch(url) as scratch:
+            with_data = _run(scratch, partial(_build, config, head.revision, data=True))
+        for table, rows in with_data.rows.items():
+            more = [row for row in rows if row not in built.rows.get(table, [])]
+            if more:
+                data_rows[table] = more
+    dialect = url.get_backend_name()
+    objects = _object_names(built.objects)
+    upgrade, downgrade, data_upgrade, imports = _render(built, data_rows, objects, dialect)
+    definitions = [
+        f"{name} = ReplaceableObject({obj.name!r}, {literal(obj.sqltext)})"
+        for name, (_kind, obj) in zip(objects, built.objects, strict=True)
+    ]
+    header = _header(replaced, definitions, imports)
+    path, moved = _write(config, script, head, replaced, header, upgrade, downgrade, data_upgrade)
+    with _scratch(url) as scratch:
+        try:
+            again = _run(scratch, partial(_build, config, head.revision, data=False))
+            problems = _differences(built, again)
+        except Exception as error:  # the new revision does not run: put the old files back
+            problems = [f"the squashed revision failed: {describe(error)}"]
+    if problems:
+        _restore(path, moved)
+        raise CommandError(
+            f"the squashed revision does not build what the old history built, so the old files are back "
+            f"and nothing changed: {'; '.join(problems[:3])}"
+        )
+    seconds = time.perf_counter() - started
+    shown = _relative(path)
+    return (
+        f"{len(replaced)} revisions squashed into {shown} ({len(built.metadata.tables)} tables, "
+        f"{len(built.objects)} views/functions/triggers, {sum(map(len, built.rows.values()))} rows"
+        f"{f', {sum(map(len, data_rows.values()))} more with data steps' if data_rows else ''}), checked "
+        f"against the old history on a scratch database in {seconds:.1f} s; the old files are in "
+        f"{_relative(_backup_folder(script, head.revision))}/: delete it once this is committed."
+    )
+
+
+# --- Refusals --------------------------------------------------------------------------------
+
+
+def _one_revision(script: ScriptDirectory, target: str) -> Script:
+    try:
+        found = script.get_revisions(target)
+    except Exception as error:
+        raise CommandError(f"{target!r} is not a revision of this history: {describe(error)}") from None
+    if len(found) != 1 or found[0] is None:
+        raise CommandError(f"{target!r} names {len(found)} revisions: name one (an id or its prefix)")
+    return found[0]
+
+
+def _refuse_branches(script: ScriptDirectory, head: Script, ids: set[str]) -> None:
+    """A revision outside base..R that starts from (or depends on) one before R would lose it."""
+    for revision in script.walk_revisions():
+        if revision.revision in ids:
+            continue
+        before = [parent for parent in revision._all_down_revisions if parent in ids - {head.revision}]
+        if before:
+            raise CommandError(
+                f"revision {revision.revision} starts from {before[0]}, before {head.revision}: it would lose "
+                f"its parent. Merge its branch first, or squash up to a revision of that branch's line."
+            )
+
+
+def _refuse_databases_before(config: Config, head: Script, before: set[str], urls: list[URL] | None) -> None:
+    from migrations.at_head import database_revisions
+    from migrations.settings import database_url
+
+    for url in urls or [database_url(config)]:
+        where = url.render_as_string(hide_password=True)
+        for revision in database_revisions(config, url):
+            if revision in before:
+                raise CommandError(
+                    f"{where} stands at {revision}, before {head.revision}: upgrade it first "
+                    f"(alembic upgrade {head.revision}), or it has no way up after the squash. Nothing was written."
+                )
+
+
+# --- Building the old history on a scratch database -------------------------------------------
+
+
+@contextmanager
+def _scratch(url: URL) -> Iterator[URL]:
+    """A new, empty database beside the configured one; dropped afterwards."""
+    if url.get_backend_name() == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="squash-") as folder:
+            yield url.set(database=str(Path(folder, "squash.db")))
+        return
+    from migrations.settings import run_on_connection, server_url
+
+    name = f"squash_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+
+    def server(statement: str, connection: Connection) -> None:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql(statement.format(connection.dialect.identifier_preparer.quote(name)))
+
+    run_on_connection(server_url(url), partial(server, "CREATE DATABASE {}"), cannot_connect)
+    try:
+        yield url.set(database=name)
+    finally:
+        run_on_connection(server_url(url), partial(server, "DROP DATABASE IF EXISTS {}"), cannot_connect)
+
+
+def _run(url: URL, fn):
+    from migrations.settings import run_on_connection
+
+    return run_on_connection(url, fn, cannot_connect)
+
+
+def _build(config: Config, revision: str, connection: Connection, data: bool) -> Built:
+    saved = {key: config.attributes.get(key) for key in ("connection", "data", "configure_logger")}
+    config.attributes.update(connection=connection, data=data, configure_logger=False)
+    quiet = logging.getLogger("alembic")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # each scratch build's "Running upgrade" lines are noise here
+    try:
+        command.upgrade(config, revision)
+    finally:
+        quiet.setLevel(level)
+        for key, value in saved.items():
+            if value is None:
+                config.attributes.pop(key, None)
+            else:
+                config.attributes[key] = value
+    if connection.in_transaction():
+        connection.commit()
+    return _read(config, connection)
+
+
+def _read(config: Config, connection: Connection) -> Built:
+    from migrations.testing.schema import snapshot
+
+    skipped = set(all_version_tables(config)) | {version_table(config), BUILD_TABLE}
+    metadata = MetaData()
+    impl = MigrationContext.configure(connection).impl
+    inspector = inspect(connection)
+
+    @event.listens_for(metadata, "column_reflect")
+    def as_autogenerate_sees_it(_inspector, table, column_info) -> None:
+        impl.autogen_column_reflect(inspector, table, column_info)  # PostgreSQL: serial, not nextval()
+
+    names = [name for name in inspector.get_table_names() if name not in skipped]
+    metadata.reflect(connection, only=names, resolve_fks=False)
+    built = Built(metadata)
+    if connection.dialect.name == "postgresql":
+        built.enums = [(enum["name"], list(enum["labels"])) for enum in inspector.get_enums()]
+        built.sequences = [dict(row._mapping) for row in connection.execute(text(PG_SEQUENCES))]
+        for table in metadata.tables.values():
+            for column in table.columns:
+                if hasattr(column.type, "create_type"):
+                    column.type.create_type = False  # made once, before the tables
+                if column.identity is not None or (column.autoincrement is True and column.primary_key):
+                    built.identity[table.name] = column.name
+    built.objects = [
+        (kind_of(key), obj) for key, (obj, _normalised) in READERS[connection.dialect.name].existing(connection).items()
+    ]
+    for name, table in metadata.tables.items():
+        order = [column for column in table.primary_key.columns] or list(table.columns)
+        rows = [dict(row._mapping) for row in connection.execute(select(table).order_by(*order))]
+        if rows:
+            built.rows[name] = [{key: _plain(value) for key, value in row.items()} for row in rows]
+    built.picture = snapshot(connection)  # as the migration suite compares schemas
+    if connection.in_transaction():
+        connection.rollback()
+    return built
+
+
+PG_SEQUENCES = """
+SELECT s.sequencename AS name, s.data_type::text AS data_type, s.start_value, s.increment_by, s.min_value,
+       s.max_value, s.cycle
+FROM pg_sequences s
+JOIN pg_class c ON c.relname = s.sequencename
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
+WHERE s.schemaname = current_schema()
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
+ORDER BY c.oid
+"""
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def _differences(old: Built, new: Built) -> list[str]:
+    from migrations.testing.steps import differences
+
+    found = differences(old.picture, new.picture, "only in the squashed", "only in the old")
+    for table in sorted(set(old.rows) | set(new.rows)):
+        if old.rows.get(table, []) != new.rows.get(table, []):
+            found.append(f"rows of {table} differ")
+    return found
+
+
+# --- Writing the revision ---------------------------------------------------------------------
+
+
+def _object_names(objects: list[tuple[Any, Any]]) -> list[str]:
+    """A module-level name for each object: its own name, made a Python identifier."""
+    names: list[str] = []
+    for _kind, obj in objects:
+        name = re.sub(r"\W", "_", base_name(obj.name).split(".")[-1]).strip("_").lower() or "object"
+        if name[0].isdigit() or name in {"op", "sa", "revision", "squashes"}:
+            name = f"object_{name}"
+        candidate, number = name, 2
+        while candidate in names:
+            candidate, number = f"{name}_{number}", number + 1
+        names.append(candidate)
+    return names
+
+
+def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> tuple[str, str, str, set[str]]:
+    """The upgrade, the downgrade, the data upgrade (rows only data steps inserted) and the
+    imports they need."""
+    from sqlalchemy.engine import make_url
+
+    context = MigrationContext.configure(dialect_name=make_url(f"{dialect}://").get_dialect().name)
+    imports: set[str] = set()
+
+    def remember(kind: str, obj: Any, autogen_context) -> Any:
+        if autogen_context.imports is not None:
+            imports.update(autogen_context.imports)
+            autogen_context.imports = imports  # one set for every rendering: the revision's imports
+        return render_item(kind, obj, autogen_context)
+
+    def code(operations: list) -> list[str]:
+        if not operations:
+            return []
+        rendered = render_python_code(
+            ops.UpgradeOps(ops=operations), render_item=remember, migration_context=context, imports=imports
+        )
+        return [line[4:] if line.startswith("    ") else line for line in rendered.splitlines() if "# ###" not in line]
+
+    up: list[str] = []
+    down: list[str] = []
+    quote = context.dialect.identifier_preparer.quote
+    for name, labels in built.enums:
+        values = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
+        up.append(f"op.execute({f'CREATE TYPE {quote(name)} AS ENUM ({values})'!r})")
+    for sequence in built.sequences:
+        up.append(f"op.execute({_create_sequence(sequence, quote)!r})")
+    sorted_tables = sort_tables_and_constraints(built.metadata.tables.values())
+    later: list[ForeignKeyConstraint] = [fk for table, fks in sorted_tables if table is None for fk in fks]
+    later += [fk for table, fks in sorted_tables if table is not None for fk in fks]
+    tables = [table for table, _ in sorted_tables if table is not None]
+    creating = []
+    for table in tables:
+        operation = ops.CreateTableOp.from_table(table)
+        operation.columns = [item for item in operation.columns if item not in later]
+        creating.append(operation)
+        for index in sorted(table.indexes, key=lambda index: index.name):
+            operation = ops.CreateIndexOp.from_index(index)
+            operation.kw = {key: value for key, value in operation.kw.items() if value not in ([], {}, None)}
+            creating.append(operation)
+    creating.extend(ops.CreateForeignKeyOp.from_constraint(fk) for fk in later)
+    up.extend(code(creating))
+    up.extend(_insert_rows(built, built.rows, context, remember, imports))
+    for (kind, _obj), name in zip(built.objects, objects, strict=True):
+        up.append(f"op.create_{OPERATION_NAMES[kind][0]}({name})")
+    for (kind, _obj), name in reversed(list(zip(built.objects, objects, strict=True))):
+        down.append(f"op.drop_{OPERATION_NAMES[kind][0]}({name})")
+    for fk in reversed(later):
+        down.append(f"op.drop_constraint({fk.name!r}, {fk.parent.name!r}, type_='foreignkey')")
+    for table in reversed(tables):
+        down.append(f"op.drop_table({table.name!r})")
+    for sequence in reversed(built.sequences):
+        down.append(f"op.execute({'DROP SEQUENCE ' + quote(sequence['name'])!r})")
+    for name, _labels in reversed(built.enums):
+        down.append(f"op.execute({f'DROP TYPE {quote(name)}'!r})")
+    data_up = _insert_rows(built, data_rows, context, remember, imports)
+    return "\n".join(up), "\n".join(down), "\n".join(data_up), imports
+
+
+def _create_sequence(sequence: dict[str, Any], quote) -> str:
+    parts = [f"CREATE SEQUENCE {quote(sequence['name'])} AS {sequence['data_type']}"]
+    parts.append(f"INCREMENT BY {sequence['increment_by']} MINVALUE {sequence['min_value']}")
+    parts.append(f"MAXVALUE {sequence['max_value']} START WITH {sequence['start_value']}")
+    if sequence["cycle"]:
+        parts.append("CYCLE")
+    return " ".join(parts)
+
+
+def _insert_rows(built: Built, rows_by_table: dict, context: MigrationContext, remember, imports: set[str]) -> list:
+    lines: list[str] = []
+    if not rows_by_table:
+        return lines
+    from alembic.autogenerate.api import AutogenContext
+
+    autogen = AutogenContext(
+        context, opts={"sqlalchemy_module_prefix": "sa.", "alembic_module_prefix": "op.", "render_item": remember}
+    )
+    autogen.imports = imports
+    for name, rows in rows_by_table.items():
+        table: Table = built.metadata.tables[name]
+        columns = ", ".join(
+            f"sa.column({column.name!r}, {alembic_render._repr_type(column.type, autogen)})" for column in table.columns
+        )
+        lines.append(f"op.bulk_insert(sa.table({name!r}, {columns}), [")
+        for row in rows:
+            pairs = ", ".join(f"{key!r}: {_value(value, imports)}" for key, value in row.items())
+            lines.append("    {" + pairs + "},")
+        lines.append("])")
+        column = built.identity.get(name)
+        if column is not None and context.dialect.name == "postgresql":  # the next id after the rows
+            restart = (
+                f"SELECT setval(pg_get_serial_sequence('{name}', '{column}'), "
+                f'(SELECT max("{column}") FROM "{name}"))'
+            )
+            lines.append(f"op.execute({restart!r})")
+    return lines
+
+
+def _value(value: Any, imports: set[str]) -> str:
+    if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
+        imports.add("import datetime")
+    elif isinstance(value, decimal.Decimal):
+        imports.add("from decimal import Decimal")
+    elif isinstance(value, uuid.UUID):
+        imports.add("from uuid import UUID")
+    return repr(value)
+
+
+def _header(replaced: list[Script], definitions: list[str], imports: set[str]) -> str:
+    """What goes where script.py.mako puts the imports: them, ``squashes`` and the objects."""
+    lines = sorted(imports)
+    if definitions:
+        lines.append("from migrations.replaceable import ReplaceableObject")
+    lines.append("")
+    ids = []  # base first, with those an earlier squash replaced
+    for revision in reversed(replaced):
+        ids.extend(getattr(revision.module, "squashes", ()) or ())
+        ids.append(revision.revision)
+    ids = ", ".join(repr(revision) for revision in ids[:-1])
+    lines.append("# The revisions this one replaced, base first: a later revision's")
+    lines.append('# replaces="<one of them>.<name>" finds the object of that name here.')
+    lines.append(f"squashes: tuple[str, ...] = ({ids},)")
+    for definition in definitions:
+        lines.extend(["", definition])
+    return "\n".join(lines) + "\n"
+
+
+def _write(
+    config: Config,
+    script: ScriptDirectory,
+    head: Script,
+    replaced: list[Script],
+    header: str,
+    upgrade: str,
+    downgrade: str,
+    data_upgrade: str,
+) -> tuple[Path, list[tuple[Path, Path]]]:
+    """Move the old files to the backup folder and write the new revision (Alembic writes it
+    from script.py.mako and runs the post-write hooks); on any failure, the old files are back."""
+    backup = _backup_folder(script, head.revision)
+    if backup.exists():
+        raise CommandError(f"{_relative(backup)} exists already: move it away first. Nothing was written.")
+    backup.mkdir(parents=True)
+    moved = []
+    for revision in replaced:
+        original = Path(revision.path)
+        shutil.move(original, backup / original.name)
+        moved.append((original, backup / original.name))
+    message = f"squash of {len(replaced)} revisions up to {head.revision}: {' '.join((head.doc or '').split())}"
+    path = Path(head.path)  # the squashed revision takes the place of the last one it replaces
+    try:
+        template_to_file(
+            Path(script.dir, "script.py.mako"),
+            path,
+            script.output_encoding,
+            up_revision=head.revision,
+            down_revision=None,
+            branch_labels=tuple(head.branch_labels) or None,
+            depends_on=None,
+            create_date=datetime.datetime.now(),
+            comma=format_as_comma,
+            message=message,
+            upgrades=_indent(upgrade),
+            downgrades=_indent(downgrade),
+            imports=header,
+        )
+        if data_upgrade:
+            source = path.read_text(encoding="utf-8")
+            pattern = re.compile(r'(def data_upgrades\(\)[^\n]*:\n(?:[ \t]+"""[^\n]*"""\n)?)[ \t]+pass\n')
+            if pattern.search(source) is None:
+                raise CommandError("script.py.mako has no data_upgrades() with a pass to fill")
+            source = pattern.sub(lambda match: match.group(1) + _indent(data_upgrade, first=True) + "\n", source, 1)
+            path.write_text(source, encoding="utf-8")
+        hooks = getattr(script, "hooks", None) or getattr(script, "hook_config", None)  # Alembic 1.17+, 1.16
+        if hooks:  # as Alembic does after writing a revision: ruff, head.txt
+            write_hooks._run_hooks(str(path), hooks)
+    except BaseException:
+        _restore(path, moved)
+        raise
+    return path, moved
+
+
+def _indent(code: str, first: bool = False) -> str:
+    lines = code.splitlines() or ["pass"]
+    indented = "\n".join(("    " + line) if line else "" for line in lines)
+    return indented if first else indented.lstrip()
+
+
+def _backup_folder(script: ScriptDirectory, revision: str) -> Path:
+    return Path(script.dir, "squashed", revision)
+
+
+def _restore(path: Path | None, moved: list[tuple[Path, Path]]) -> None:
+    """The new revision removed, the old files back where they were."""
+    if path is not None and path.exists():
+        path.unlink()
+    for original, backup in moved:
+        shutil.move(backup, original)
+    for folder in {backup.parent for _original, backup in moved}:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+            if not any(folder.parent.iterdir()):
+                folder.parent.rmdir()
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
