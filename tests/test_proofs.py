@@ -19,7 +19,7 @@ from tests.conftest import SERVERS, TEMPLATE
 
 # Where the settings live matters to reading them, not to the database: the pyproject.toml
 # bake runs, on SQLite, the proofs of what reads settings (script_location, file_template,
-# target_metadata, the post-write hook, the lock timeout, the autogenerate options, sections);
+# target_metadata, the post-write hooks, the lock timeout, the autogenerate options, sections);
 # its baked suite runs on all three databases (test_baked_suites.py).
 SETTINGS_PROOFS = [
     "test_pyproject_config.py",
@@ -29,6 +29,9 @@ SETTINGS_PROOFS = [
     "test_environments.py",
     "test_newer_recipes.py",
     "test_safety.py",
+    # the post-write hook that rewrites head.txt, and a squash, read from [tool.alembic]
+    "test_long_histories.py::test_two_branches_that_each_add_a_revision_conflict_in_git_and_the_check_names_both",
+    "test_long_histories.py::test_a_squash_of_the_example_history_keeps_the_whole_suite_passing",
 ]
 COMBINATIONS = [
     pytest.param("sqlite", "alembic.ini", ["proofs"], 40, id="sqlite"),

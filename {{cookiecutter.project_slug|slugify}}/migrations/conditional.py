@@ -37,7 +37,14 @@ def data_enabled() -> bool:
 
 
 def _does_nothing() -> None:
-    """A body that is only a docstring (or ``pass``) compiles to this function's code."""
+    """A body that is only a docstring (and ``pass``) compiles to this function's code."""
+
+
+def _passes() -> None:
+    pass  # ... and one that is only ``pass``, without a docstring, to this one's
+
+
+NOTHING = frozenset({_does_nothing.__code__.co_code, _passes.__code__.co_code})
 
 
 def has_data_steps(revision: Script) -> bool:
@@ -48,7 +55,7 @@ def has_data_steps(revision: Script) -> bool:
     functions = {name: value for name, value in vars(revision.module).items() if isinstance(value, FunctionType)}
     for name in ("data_upgrades", "data_downgrades"):
         code = functions[name].__code__ if name in functions else None
-        if code is not None and (code.co_code != _does_nothing.__code__.co_code or code.co_names):
+        if code is not None and (code.co_code not in NOTHING or code.co_names):
             return True
     asking = {name for name, function in functions.items() if "data_enabled" in function.__code__.co_names}
     return not asking <= {"upgrade", "downgrade"}

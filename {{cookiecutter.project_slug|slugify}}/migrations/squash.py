@@ -112,12 +112,16 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
     ]
     header = _header(replaced, definitions, imports)
     path, moved = _write(config, script, head, replaced, header, upgrade, downgrade, data_upgrade)
-    with _scratch(url) as scratch:
-        try:
-            again = _run(scratch, partial(_build, config, head.revision, data=False))
-            problems = _differences(built, again)
-        except Exception as error:  # the new revision does not run: put the old files back
-            problems = [f"the squashed revision failed: {describe(error)}"]
+    problems: list[str] = []
+    for data, wanted in [(False, built)] + ([(True, with_data)] if data_rows else []):
+        with _scratch(url) as scratch:
+            try:
+                again = _run(scratch, partial(_build, config, head.revision, data=data))
+                problems += _differences(wanted, again)
+            except Exception as error:  # the new revision does not run: put the old files back
+                problems.append(
+                    f"the squashed revision failed{' with the data steps' if data else ''}: {describe(error)}"
+                )
     if problems:
         _restore(path, moved)
         raise CommandError(
@@ -338,13 +342,13 @@ def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> 
     for sequence in built.sequences:
         up.append(f"op.execute({_create_sequence(sequence, quote)!r})")
     sorted_tables = sort_tables_and_constraints(built.metadata.tables.values())
+    # (table, its foreign keys made with it), then (None, those of a cycle, added after all tables)
     later: list[ForeignKeyConstraint] = [fk for table, fks in sorted_tables if table is None for fk in fks]
-    later += [fk for table, fks in sorted_tables if table is not None for fk in fks]
     tables = [table for table, _ in sorted_tables if table is not None]
     creating = []
     for table in tables:
         operation = ops.CreateTableOp.from_table(table)
-        operation.columns = [item for item in operation.columns if item not in later]
+        operation.columns = [item for item in operation.columns if not any(item is fk for fk in later)]
         creating.append(operation)
         for index in sorted(table.indexes, key=lambda index: index.name):
             operation = ops.CreateIndexOp.from_index(index)
@@ -388,7 +392,9 @@ def _insert_rows(built: Built, rows_by_table: dict, context: MigrationContext, r
         context, opts={"sqlalchemy_module_prefix": "sa.", "alembic_module_prefix": "op.", "render_item": remember}
     )
     autogen.imports = imports
-    for name, rows in rows_by_table.items():
+    order = sort_tables_and_constraints(built.metadata.tables.values())  # a row's parents first
+    for name in [table.name for table, _fks in order if table is not None and table.name in rows_by_table]:
+        rows = rows_by_table[name]
         table: Table = built.metadata.tables[name]
         columns = ", ".join(
             f"sa.column({column.name!r}, {alembic_render._repr_type(column.type, autogen)})" for column in table.columns
