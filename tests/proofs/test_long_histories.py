@@ -4,7 +4,7 @@
 - a squash builds, at R, the schema and rows the old history built there, on each database:
   the example history squashed in the middle (a later revision refers to a squashed one's
   view), a history with a merge point, an irreversible revision, views, functions and
-  triggers, an enum, a comment and data steps, and 300 revisions with churn; the later
+  triggers, an enum, a sequence, a comment and data steps, and 300 revisions with churn; the later
   revisions run unchanged, the migration suite passes on the squashed history;
 - it refuses, writing nothing, when the database stands before R;
 - two branches that each add a revision conflict in git on migrations/head.txt, and
@@ -148,7 +148,8 @@ def files(project: Path) -> dict[str, str]:
 
 
 def scratch_databases(url: URL) -> set[str]:
-    """The squash's scratch databases on the server (none on SQLite)."""
+    """The scratch databases a squash configured with ``url`` made on its server (none on
+    SQLite): they are named after its database."""
     if url.get_backend_name() == "sqlite":
         return set()
     from migrations.settings import server_url
@@ -158,7 +159,12 @@ def scratch_databases(url: URL) -> set[str]:
             query = "SELECT datname FROM pg_database WHERE datname LIKE :pattern"
         else:
             query = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :pattern"
-        return {row[0] for row in connection.execute(text(query), {"pattern": "squash\\_%"})}
+        return {
+            row[0]
+            for row in connection.execute(
+                text(query), {"pattern": url.database[:32].replace("_", "\\_") + "\\_squash\\_%"}
+            )
+        }
 
     return run_on_connection(server_url(url), names)
 
@@ -170,11 +176,15 @@ def write_history_with_everything(project: Path, dialect: str) -> None:
     """r1 -> (r2a, r2b) -> r3 (merge) -> r4 (irreversible) -> r5 (data steps, function,
     trigger) -> r6, which replaces r2b's view by reference."""
     without_history(project)
+    sequence = unsequence = ""  # a sequence of its own, where the database has them
+    if dialect != "sqlite":
+        sequence = '\nop.execute(sa.schema.CreateSequence(sa.Sequence("ticket_number", start=100, increment=5)))'
+        unsequence = '\nop.execute(sa.schema.DropSequence(sa.Sequence("ticket_number")))'
     write_revision(
         project,
         "r1",
         None,
-        """
+        textwrap.dedent("""
         status = op.create_table(
             "status",
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
@@ -182,8 +192,9 @@ def write_history_with_everything(project: Path, dialect: str) -> None:
             comment="what a person is doing",
         )
         op.bulk_insert(status, [{"id": 1, "name": "new"}, {"id": 2, "name": "done"}])
-        """,
-        'op.drop_table("status")',
+        """)
+        + sequence,
+        'op.drop_table("status")' + unsequence,
     )
     drop_enum = 'sa.Enum(name="mood").drop(op.get_bind())' if dialect == "postgresql" else ""
     write_revision(

@@ -9,7 +9,7 @@ its code: a scratch database (a temporary file on SQLite, a database of its own 
 server) is upgraded to R through env.py, then read back:
 
 - tables with their columns, constraints, indexes and comments; PostgreSQL enum types and
-  sequences of their own; foreign keys that form a cycle are added after the tables;
+  sequences of their own (MariaDB's too); foreign keys that form a cycle are added after the tables;
 - views, functions, procedures and triggers (whoever made them: ``op.create_view`` or
   ``op.execute``), as the database has them, through the replaceable-object operations, so
   that create_db.py sees them; each is a module-level object of the new revision, and a
@@ -60,7 +60,7 @@ from migrations.declared import READERS, kind_of, literal
 from migrations.environments import all_version_tables, version_table
 from migrations.failures import cannot_connect, describe
 from migrations.render import render_item
-from migrations.replaceable import OPERATION_NAMES, base_name
+from migrations.replaceable import OPERATION_NAMES, TRIGGER, base_name
 
 BUILD_TABLE = "create_db_in_progress"
 
@@ -71,7 +71,7 @@ class Built:
 
     metadata: MetaData
     enums: list[tuple[str, list[str]]] = field(default_factory=list)
-    sequences: list[dict[str, Any]] = field(default_factory=list)
+    sequences: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE SEQUENCE ...)
     objects: list[tuple[Any, Any]] = field(default_factory=list)  # (kind, ReplaceableObject), in creation order
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     picture: Any = None
@@ -191,7 +191,8 @@ def _scratch(url: URL) -> Iterator[URL]:
         return
     from migrations.settings import run_on_connection, server_url
 
-    name = f"squash_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    # named after the configured database, so that whose it is shows (and tests can find it)
+    name = f"{url.database[:32]}_squash_{os.getpid()}_{time.monotonic_ns() % 10**6}"
 
     def server(statement: str, connection: Connection) -> None:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -244,16 +245,25 @@ def _read(config: Config, connection: Connection) -> Built:
 
     names = [name for name in inspector.get_table_names() if name not in skipped]
     metadata.reflect(connection, only=names, resolve_fks=False)
+    _as_written(metadata)
     built = Built(metadata)
     if connection.dialect.name == "postgresql":
         built.enums = [(enum["name"], list(enum["labels"])) for enum in inspector.get_enums()]
-        built.sequences = [dict(row._mapping) for row in connection.execute(text(PG_SEQUENCES))]
+        quote = connection.dialect.identifier_preparer.quote
+        built.sequences = [
+            (row.name, _create_sequence(row._mapping, quote)) for row in connection.execute(text(PG_SEQUENCES))
+        ]
         for table in metadata.tables.values():
             for column in table.columns:
                 if hasattr(column.type, "create_type"):
                     column.type.create_type = False  # made once, before the tables
                 if column.identity is not None or (column.autoincrement is True and column.primary_key):
                     built.identity[table.name] = column.name
+    if connection.dialect.name in ("mysql", "mariadb") and getattr(connection.dialect, "is_mariadb", False):
+        quote = connection.dialect.identifier_preparer.quote
+        for name in inspector.get_sequence_names():
+            statement = connection.exec_driver_sql(f"SHOW CREATE SEQUENCE {quote(name)}").one()[1]
+            built.sequences.append((name, statement.split(" ENGINE=")[0]))
     built.objects = [
         (kind_of(key), obj) for key, (obj, _normalised) in READERS[connection.dialect.name].existing(connection).items()
     ]
@@ -266,6 +276,21 @@ def _read(config: Config, connection: Connection) -> Built:
     if connection.in_transaction():
         connection.rollback()
     return built
+
+
+def _as_written(metadata: MetaData) -> None:
+    """Leave out of the revision what reflection states but nobody writes: autoincrement=False
+    on a column outside the primary key (where it means nothing), and a dialect option that
+    is empty or off (``postgresql_include=[]``)."""
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if column.autoincrement is False and not column.primary_key:
+                column.autoincrement = "auto"
+        for item in [*table.constraints, *table.indexes]:
+            for options in item.dialect_options.values():
+                stated = getattr(options, "_non_defaults", {})
+                for key in [key for key, value in stated.items() if value in ([], {}, (), None, False)]:
+                    del stated[key]
 
 
 PG_SEQUENCES = """
@@ -339,8 +364,8 @@ def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> 
     for name, labels in built.enums:
         values = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
         up.append(f"op.execute({f'CREATE TYPE {quote(name)} AS ENUM ({values})'!r})")
-    for sequence in built.sequences:
-        up.append(f"op.execute({_create_sequence(sequence, quote)!r})")
+    for _name, statement in built.sequences:
+        up.append(f"op.execute({statement!r})")
     sorted_tables = sort_tables_and_constraints(built.metadata.tables.values())
     # (table, its foreign keys made with it), then (None, those of a cycle, added after all tables)
     later: list[ForeignKeyConstraint] = [fk for table, fks in sorted_tables if table is None for fk in fks]
@@ -357,6 +382,13 @@ def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> 
     creating.extend(ops.CreateForeignKeyOp.from_constraint(fk) for fk in later)
     up.extend(code(creating))
     up.extend(_insert_rows(built, built.rows, context, remember, imports))
+    data_up = _insert_rows(built, data_rows, context, remember, imports)
+    if data_up and any(kind is TRIGGER for kind, _obj in built.objects):
+        # inserted before the triggers are made, as the data steps inserted them: a trigger
+        # would change them again (data_upgrades() runs after schema_upgrades())
+        up.append("if data_enabled():  # the rows the data steps inserted, before the triggers")
+        up.extend(f"    {line}" for line in data_up)
+        data_up = []
     for (kind, _obj), name in zip(built.objects, objects, strict=True):
         up.append(f"op.create_{OPERATION_NAMES[kind][0]}({name})")
     for (kind, _obj), name in reversed(list(zip(built.objects, objects, strict=True))):
@@ -365,11 +397,10 @@ def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> 
         down.append(f"op.drop_constraint({fk.name!r}, {fk.parent.name!r}, type_='foreignkey')")
     for table in reversed(tables):
         down.append(f"op.drop_table({table.name!r})")
-    for sequence in reversed(built.sequences):
-        down.append(f"op.execute({'DROP SEQUENCE ' + quote(sequence['name'])!r})")
+    for name, _statement in reversed(built.sequences):
+        down.append(f"op.execute({'DROP SEQUENCE ' + quote(name)!r})")
     for name, _labels in reversed(built.enums):
         down.append(f"op.execute({f'DROP TYPE {quote(name)}'!r})")
-    data_up = _insert_rows(built, data_rows, context, remember, imports)
     return "\n".join(up), "\n".join(down), "\n".join(data_up), imports
 
 
