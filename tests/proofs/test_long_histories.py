@@ -4,7 +4,8 @@
 - a squash builds, at R, the schema and rows the old history built there, on each database:
   the example history squashed in the middle (a later revision refers to a squashed one's
   view), a history with a merge point, an irreversible revision, views, functions and
-  triggers, an enum, a sequence, a comment and data steps, and 300 revisions with churn; the later
+  triggers, an enum, a non-native enum's CHECK, a UNIQUE on the primary key, a sequence, a
+  comment and data steps, and 300 revisions with churn; the later
   revisions run unchanged, the migration suite passes on the squashed history;
 - it refuses, writing nothing, when the database stands before R;
 - two branches that each add a revision conflict in git on migrations/head.txt, and
@@ -225,6 +226,7 @@ def write_history_with_everything(project: Path, dialect: str) -> None:
             sa.Column("id", sa.Integer, primary_key=True),
             sa.Column("label", sa.String(30), nullable=False),
             sa.Column("price", sa.Numeric(10, 2), server_default="0", nullable=False),
+            sa.Column("kind", sa.Enum("lamp", "desk", name="item_kind", native_enum=False, create_constraint=True)),
         )
         op.create_index("ix_item_label", "item", ["label"])
         op.create_view(item_view)
@@ -243,8 +245,12 @@ def write_history_with_everything(project: Path, dialect: str) -> None:
         with op.batch_alter_table("person") as batch:
             batch.add_column(sa.Column("item_id", sa.Integer, nullable=True))
             batch.create_foreign_key("fk_person_item", "item", ["item_id"], ["id"])
+        with op.batch_alter_table("item") as batch:  # on the primary key's column (PostgreSQL keeps it)
+            batch.create_unique_constraint("uq_item_id", ["id"])
         """,
         """
+        with op.batch_alter_table("item") as batch:
+            batch.drop_constraint("uq_item_id", type_="unique")
         with op.batch_alter_table("person") as batch:
             batch.drop_constraint("fk_person_item", type_="foreignkey")
             batch.drop_column("item_id")
@@ -267,7 +273,7 @@ def write_history_with_everything(project: Path, dialect: str) -> None:
         up,
         down,
         data_up="""
-        op.execute("INSERT INTO item (id, label, price) VALUES (7, 'lamp', 12.50)")
+        op.execute("INSERT INTO item (id, label, price, kind) VALUES (7, 'lamp', 12.50, 'lamp')")
         op.execute("INSERT INTO person (id, name, mood, status_id, item_id) VALUES (1, 'Ada', 'happy', 1, 7)")
         """,
         data_down="""

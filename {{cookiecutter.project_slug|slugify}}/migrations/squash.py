@@ -53,7 +53,15 @@ from alembic.script import Script, ScriptDirectory, write_hooks
 from alembic.util import CommandError, format_as_comma, template_to_file
 from sqlalchemy import Connection, MetaData, Table, event, inspect, select, text
 from sqlalchemy.engine import URL
-from sqlalchemy.schema import ForeignKeyConstraint, sort_tables_and_constraints
+from sqlalchemy.schema import (
+    CheckConstraint,
+    CreateTable,
+    ForeignKeyConstraint,
+    PrimaryKeyConstraint,
+    UniqueConstraint,
+    sort_tables_and_constraints,
+)
+from sqlalchemy.sql.naming import conv
 
 from migrations.conditional import has_data_steps
 from migrations.declared import READERS, kind_of, literal
@@ -105,7 +113,7 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
                 data_rows[table] = more
     dialect = url.get_backend_name()
     objects = _object_names(built.objects)
-    upgrade, downgrade, data_upgrade, imports = _render(built, data_rows, objects, dialect)
+    upgrade, downgrade, data_upgrade, imports = _render(built, data_rows, objects, dialect, _convention(config))
     definitions = [
         f"{name} = ReplaceableObject({obj.name!r}, {literal(obj.sqltext)})"
         for name, (_kind, obj) in zip(objects, built.objects, strict=True)
@@ -116,8 +124,7 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
     for data, wanted in [(False, built)] + ([(True, with_data)] if data_rows else []):
         with _scratch(url) as scratch:
             try:
-                again = _run(scratch, partial(_build, config, head.revision, data=data))
-                problems += _differences(wanted, again)
+                problems += _run(scratch, partial(_check, config, head.revision, wanted, data=data))
             except Exception as error:  # the new revision does not run: put the old files back
                 problems.append(
                     f"the squashed revision failed{' with the data steps' if data else ''}: {describe(error)}"
@@ -137,6 +144,16 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
         f"against the old history on a scratch database in {seconds:.1f} s; the old files are in "
         f"{_relative(_backup_folder(script, head.revision))}/: delete it once this is committed."
     )
+
+
+def _convention(config: Config) -> dict:
+    """The models' naming convention, which op.create_table() applies to unnamed constraints."""
+    from migrations.settings import target_metadata
+
+    try:
+        return dict(target_metadata(config).naming_convention)
+    except Exception:  # models that do not import: SQLAlchemy's default
+        return dict(MetaData().naming_convention)
 
 
 # --- Refusals --------------------------------------------------------------------------------
@@ -231,6 +248,49 @@ def _build(config: Config, revision: str, connection: Connection, data: bool) ->
     return _read(config, connection)
 
 
+def _check(config: Config, revision: str, wanted: Built, connection: Connection, data: bool) -> list[str]:
+    """What differs between ``wanted`` and what the history (squashed now) builds here."""
+    found = _build(config, revision, connection, data)
+    if connection.dialect.name == "postgresql":
+        _same_checks_as_rebuilt(connection, wanted.picture, found.picture)
+    return _differences(wanted, found)
+
+
+def _same_checks_as_rebuilt(connection: Connection, old: dict, new: dict) -> None:
+    """PostgreSQL prints a CHECK made from its own printout of another one differently
+    (``ARRAY['a'::varchar]::text[]`` becomes ``ARRAY['a'::varchar::text]``): where the checks
+    of a table differ, both sides are replaced by what PostgreSQL makes of them here."""
+    quote = connection.dialect.identifier_preparer.quote
+    for table, picture in new["tables"].items():
+        before = old["tables"].get(table)
+        if before is None or before["checks"] == picture["checks"]:
+            continue
+        for side in (before, picture):
+            side["checks"] = [
+                (name, _rebuilt(connection, quote(table), sql), *rest) for name, sql, *rest in side["checks"]
+            ]
+    if connection.in_transaction():
+        connection.rollback()
+
+
+def _rebuilt(connection: Connection, table: str, sql: str) -> str:
+    probe = "squash_check_probe"
+    savepoint = connection.begin_nested() if connection.in_transaction() else connection.begin()
+    try:
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {probe} CHECK ({sql}) NOT VALID")
+        query = (
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = :probe AND conrelid = CAST(:table AS regclass)"
+        )
+        printed = connection.execute(text(query), {"probe": probe, "table": table}).scalar_one()
+    except Exception:
+        return sql  # compared as it is
+    finally:
+        savepoint.rollback()
+    found = re.match(r"CHECK \((.*)\)(?: NOT VALID)?$", printed, re.DOTALL)
+    return found.group(1) if found else printed
+
+
 def _read(config: Config, connection: Connection) -> Built:
     from migrations.testing.schema import snapshot
 
@@ -245,7 +305,7 @@ def _read(config: Config, connection: Connection) -> Built:
 
     names = [name for name in inspector.get_table_names() if name not in skipped]
     metadata.reflect(connection, only=names, resolve_fks=False)
-    _as_written(metadata)
+    _as_written(metadata, connection.dialect.name)
     built = Built(metadata)
     if connection.dialect.name == "postgresql":
         built.enums = [(enum["name"], list(enum["labels"])) for enum in inspector.get_enums()]
@@ -278,15 +338,24 @@ def _read(config: Config, connection: Connection) -> Built:
     return built
 
 
-def _as_written(metadata: MetaData) -> None:
+def _as_written(metadata: MetaData, dialect: str) -> None:
     """Leave out of the revision what reflection states but nobody writes: autoincrement=False
     on a column outside the primary key (where it means nothing), and a dialect option that
-    is empty or off (``postgresql_include=[]``)."""
+    is empty or off (``postgresql_include=[]``). On PostgreSQL a CHECK of an IN list (a
+    non-native Enum's) is written as an IN list again: made from its printout, it would be
+    printed differently from the one the old history made."""
     for table in metadata.tables.values():
+        for constraint in table.constraints:
+            if dialect == "postgresql" and isinstance(constraint, CheckConstraint):
+                constraint.sqltext = text(_in_list(str(constraint.sqltext)))
         for column in table.columns:
             if column.autoincrement is False and not column.primary_key:
                 column.autoincrement = "auto"
         for item in [*table.constraints, *table.indexes]:
+            if isinstance(item.name, str) and not isinstance(item.name, conv):
+                item.name = conv(
+                    item.name
+                )  # written as op.f("..."): the models' naming convention is not applied again
             for options in item.dialect_options.values():
                 stated = getattr(options, "_non_defaults", {})
                 for key in [key for key, value in stated.items() if value in ([], {}, (), None, False)]:
@@ -336,7 +405,9 @@ def _object_names(objects: list[tuple[Any, Any]]) -> list[str]:
     return names
 
 
-def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> tuple[str, str, str, set[str]]:
+def _render(
+    built: Built, data_rows: dict, objects: list[str], dialect: str, convention: dict
+) -> tuple[str, str, str, set[str]]:
     """The upgrade, the downgrade, the data upgrade (rows only data steps inserted) and the
     imports they need."""
     from sqlalchemy.engine import make_url
@@ -370,17 +441,26 @@ def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> 
     # (table, its foreign keys made with it), then (None, those of a cycle, added after all tables)
     later: list[ForeignKeyConstraint] = [fk for table, fks in sorted_tables if table is None for fk in fks]
     tables = [table for table, _ in sorted_tables if table is not None]
-    creating = []
     for table in tables:
-        operation = ops.CreateTableOp.from_table(table)
-        operation.columns = [item for item in operation.columns if not any(item is fk for fk in later)]
-        creating.append(operation)
+        creating = []
+        if _unnamed_under_convention(table, convention):
+            # op.create_table() would name it after the convention: the statement as the database has it
+            statement = str(CreateTable(table).compile(dialect=context.dialect)).strip()
+            up.append(f"op.execute({literal(statement)})")
+        else:
+            operation = ops.CreateTableOp.from_table(table)
+            # PostgreSQL drops a UNIQUE on the primary key's columns from a CREATE TABLE: added after
+            again = [item for item in table.constraints if dialect == "postgresql" and _repeats_primary_key(item)]
+            apart = [*later, *again]
+            operation.columns = [item for item in operation.columns if not any(item is other for other in apart)]
+            creating.append(operation)
+            creating.extend(ops.AddConstraintOp.from_constraint(item) for item in again)
         for index in sorted(table.indexes, key=lambda index: index.name):
             operation = ops.CreateIndexOp.from_index(index)
             operation.kw = {key: value for key, value in operation.kw.items() if value not in ([], {}, None)}
             creating.append(operation)
-    creating.extend(ops.CreateForeignKeyOp.from_constraint(fk) for fk in later)
-    up.extend(code(creating))
+        up.extend(code(creating))
+    up.extend(code([ops.CreateForeignKeyOp.from_constraint(fk) for fk in later]))
     up.extend(_insert_rows(built, built.rows, context, remember, imports))
     data_up = _insert_rows(built, data_rows, context, remember, imports)
     if data_up and any(kind is TRIGGER for kind, _obj in built.objects):
@@ -402,6 +482,53 @@ def _render(built: Built, data_rows: dict, objects: list[str], dialect: str) -> 
     for name, _labels in reversed(built.enums):
         down.append(f"op.execute({f'DROP TYPE {quote(name)}'!r})")
     return "\n".join(up), "\n".join(down), "\n".join(data_up), imports
+
+
+PG_IN_LIST = re.compile(
+    r"(?:\((?P<wrapped>\w+|\"[^\"]+\")\)|(?P<column>\b\w+|\"[^\"]+\"))::text = ANY "
+    r"\(\(?ARRAY\[(?P<items>'(?:[^']|'')*'::character varying"
+    r"(?:, '(?:[^']|'')*'::character varying)*)\]\)?::text\[\]\)"
+)
+
+
+def _in_list(sql: str) -> str:
+    """``status::text = ANY (ARRAY['a'::character varying, ...]::text[])`` -> ``status IN ('a', ...)``,
+    wherever it is in the expression."""
+
+    def written(found: re.Match) -> str:
+        items = re.findall(r"'(?:[^']|'')*'(?=::character varying)", found.group("items"))
+        return f"{found.group('wrapped') or found.group('column')} IN ({', '.join(items)})"
+
+    return PG_IN_LIST.sub(written, sql)
+
+
+def _repeats_primary_key(constraint: Any) -> bool:
+    table = constraint.table
+    return (
+        isinstance(constraint, UniqueConstraint)
+        and bool(table.primary_key.columns)
+        and [column.name for column in constraint.columns] == [column.name for column in table.primary_key.columns]
+    )
+
+
+CONVENTION_KEYS = {
+    PrimaryKeyConstraint: "pk",
+    ForeignKeyConstraint: "fk",
+    UniqueConstraint: "uq",
+    CheckConstraint: "ck",
+}
+
+
+def _unnamed_under_convention(table: Table, convention: dict) -> bool:
+    """Whether the table has a constraint without a name that the models' naming convention
+    would name (SQLite: a table rebuilt by batch mode, made without the convention)."""
+    for constraint in table.constraints:
+        key = CONVENTION_KEYS.get(type(constraint))
+        if constraint.name is None and key is not None and (key in convention or type(constraint) in convention):
+            if isinstance(constraint, PrimaryKeyConstraint) and not constraint.columns:
+                continue
+            return True
+    return False
 
 
 def _create_sequence(sequence: dict[str, Any], quote) -> str:
@@ -448,6 +575,8 @@ def _insert_rows(built: Built, rows_by_table: dict, context: MigrationContext, r
 def _value(value: Any, imports: set[str]) -> str:
     if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
         imports.add("import datetime")
+        if "zoneinfo." in repr(value):  # an aware time from psycopg: tzinfo=zoneinfo.ZoneInfo(key='UTC')
+            imports.add("import zoneinfo")
     elif isinstance(value, decimal.Decimal):
         imports.add("from decimal import Decimal")
     elif isinstance(value, uuid.UUID):
