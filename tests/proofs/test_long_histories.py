@@ -370,19 +370,7 @@ def test_a_squash_builds_what_the_old_history_built_and_the_later_revisions_stil
     assert not picture["tables"] and not picture.get("views"), picture
     # The stairway passes on the squashed history (its models are the example's: the
     # models == head checks are for the example history's squash, below).
-    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    suite = run_in_project(
-        new,
-        "-m",
-        "pytest",
-        "tests/test_migrations.py",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-k",
-        "downgrade_undoes",
-        cwd=project_copy,
-    )
+    suite = run_suite(new, project_copy, "-k", "downgrade_undoes")
     assert suite.returncode == 0, suite.stdout[-3000:]
 
 
@@ -394,10 +382,7 @@ def test_a_squash_of_the_example_history_keeps_the_whole_suite_passing(project_c
     assert ok(cli(live, project_copy, "check_branches")).startswith("One head, 199028bf9856")
     ok(alembic_cli(live, "upgrade", "head", cwd=project_copy))  # replaces="28af9800143f.customer_view"
     ok(alembic_cli(live, "check", cwd=project_copy))
-    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    suite = run_in_project(
-        live, "-m", "pytest", "tests/test_migrations.py", "-q", "-p", "no:cacheprovider", cwd=project_copy
-    )
+    suite = run_suite(live, project_copy)
     assert suite.returncode == 0, suite.stdout[-3000:]
     assert " passed" in suite.stdout and "skipped" not in suite.stdout.split("\n")[-2], suite.stdout[-500:]
 
@@ -415,10 +400,14 @@ def test_a_squash_refuses_a_database_that_stands_before_it_and_writes_nothing(pr
     assert scratch_databases(live) == scratch
 
 
-def test_a_squash_of_300_revisions_with_churn_builds_the_same_schema(project_copy: Path, new_database):
+def test_a_squash_of_300_revisions_with_churn_builds_the_same_schema_and_the_suite_passes(
+    project_copy: Path, new_database
+):
     without_history(project_copy)
     down = None
+    models: dict[str, list[str]] = {}  # table -> its columns, as the models declare them
     for number in range(1, 301):
+        models[f"t{number:03d}"] = ['Column("id", Integer, primary_key=True)', 'Column("v", Integer)']
         revision = f"c{number:03d}"
         columns = 'sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer)'
         up = f'op.create_table("t{number:03d}", {columns})'
@@ -427,6 +416,7 @@ def test_a_squash_of_300_revisions_with_churn_builds_the_same_schema(project_cop
             earlier = f"t{number - 2:03d}"
             up += f'\nop.add_column("{earlier}", sa.Column("c{number}", sa.String(20)))'
             up += f'\nop.create_index("ix_{earlier}_c{number}", "{earlier}", ["c{number}"])'
+            models[earlier].append(f'Column("c{number}", String(20), index=True)')
             back = (
                 f'op.drop_index("ix_{earlier}_c{number}", table_name="{earlier}")\n'
                 f'with op.batch_alter_table("{earlier}") as batch:\n    batch.drop_column("c{number}")\n' + back
@@ -441,6 +431,45 @@ def test_a_squash_of_300_revisions_with_churn_builds_the_same_schema(project_cop
     new = new_database()
     ok(alembic_cli(new, "upgrade", "head", cwd=project_copy))
     assert state(new) == before
+    # The whole migration suite on the squashed history: one head, the stairway, models ==
+    # head and create_db.py == upgrade head, with models that match it.
+    write_models(project_copy, models)
+    suite = run_suite(new, project_copy)
+    assert suite.returncode == 0 and " passed" in suite.stdout, suite.stdout[-3000:]
+
+
+def write_models(project: Path, tables: dict[str, list[str]]) -> None:
+    """Models that declare these tables, on a MetaData with the rendered models' naming
+    convention (the one the revisions ran with), where alembic.ini's target_metadata looks."""
+    from migrations.testing.fixtures import project_config
+
+    module = project_config().get_alembic_option("target_metadata").split(":")[0]
+    source = [
+        '"""The tables of the synthetic history (written by the proof)."""',
+        "",
+        "from sqlalchemy import Column, Integer, MetaData, String, Table",
+        "",
+        "from migrations.declared import declare_replaceable_objects",
+        f"from {module}_convention import NAMING_CONVENTION",
+        "",
+        "metadata = declare_replaceable_objects(MetaData(naming_convention=NAMING_CONVENTION))",
+    ]
+    for table, columns in tables.items():
+        source.append(f'Table("{table}", metadata, {", ".join(columns)})')
+    path = project.joinpath(*module.split("."))
+    rendered = path.with_suffix(".py").read_text(encoding="utf-8")
+    start = rendered.index("NAMING_CONVENTION = {")
+    convention = rendered[start : rendered.index("}", start) + 1]
+    path.with_name(path.name + "_convention.py").write_text(convention + "\n", encoding="utf-8")
+    path.with_suffix(".py").write_text("\n".join(source) + "\n", encoding="utf-8")
+
+
+def run_suite(url: URL, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The baked migration suite (tests/test_migrations.py) in the copy, on its server."""
+    if not (project / "tests").exists():
+        shutil.copytree(PROJECT / "tests", project / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    command = ["-m", "pytest", "tests/test_migrations.py", "-q", "-p", "no:cacheprovider", "-rs", *args]
+    return run_in_project(url, *command, cwd=project)
 
 
 # --- Branches and the picture ------------------------------------------------------------------
