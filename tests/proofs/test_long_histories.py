@@ -400,6 +400,37 @@ def test_a_squash_refuses_a_database_that_stands_before_it_and_writes_nothing(pr
     assert scratch_databases(live) == scratch
 
 
+def test_a_squash_that_does_not_build_the_same_schema_puts_the_old_files_back(project_copy: Path, new_database):
+    # A script.py.mako that loses the operations (a project's own, edited by hand): the
+    # squashed revision builds nothing, the check on a scratch database says so.
+    without_history(project_copy)
+    write_revision(
+        project_copy,
+        "a1",
+        None,
+        'op.create_table("alpha", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("alpha")',
+    )
+    write_revision(
+        project_copy,
+        "a2",
+        "a1",
+        'op.create_table("beta", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.drop_table("beta")',
+    )
+    mako = project_copy / "migrations" / "script.py.mako"
+    mako.write_text(mako.read_text(encoding="utf-8").replace('${upgrades if upgrades else "pass"}', "pass"))
+    live = new_database()
+    before = files(project_copy)
+    result = cli(live, project_copy, "squash", "a2")
+    assert result.returncode != 0
+    [said] = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("FAILED")]
+    assert "does not build what the old history built, so the old files are back" in said, said
+    assert "alpha" in said and "only in the old" in said, said  # the squashed revision ran, and made nothing
+    assert files(project_copy) == before
+    assert scratch_databases(live) == set()
+
+
 def test_a_squash_of_300_revisions_with_churn_builds_the_same_schema_and_the_suite_passes(
     project_copy: Path, new_database
 ):

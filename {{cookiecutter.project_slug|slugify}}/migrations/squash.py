@@ -37,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -51,7 +51,8 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory, write_hooks
 from alembic.util import CommandError, format_as_comma, template_to_file
-from sqlalchemy import Connection, MetaData, Table, event, inspect, select, text
+from sqlalchemy import Connection, MetaData, Table, event, func, inspect, select, text, union_all
+from sqlalchemy import literal as bound
 from sqlalchemy.engine import URL
 from sqlalchemy.schema import (
     CheckConstraint,
@@ -67,6 +68,7 @@ from migrations.conditional import has_data_steps
 from migrations.declared import READERS, kind_of, literal
 from migrations.environments import all_version_tables, version_table
 from migrations.failures import cannot_connect, describe
+from migrations.heads import HEAD_FILE
 from migrations.render import render_item
 from migrations.replaceable import OPERATION_NAMES, TRIGGER, base_name
 
@@ -101,40 +103,39 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
     from migrations.settings import database_url
 
     url = database_url(config)
-    with _scratch(url) as scratch:
-        built = _run(scratch, partial(_build, config, head.revision, data=False))
-    data_rows: dict[str, list[dict[str, Any]]] = {}
-    if any(has_data_steps(revision) for revision in replaced):
-        with _scratch(url) as scratch:
-            with_data = _run(scratch, partial(_build, config, head.revision, data=True))
-        for table, rows in with_data.rows.items():
-            more = [row for row in rows if row not in built.rows.get(table, [])]
-            if more:
-                data_rows[table] = more
-    dialect = url.get_backend_name()
-    objects = _object_names(built.objects)
-    upgrade, downgrade, data_upgrade, imports = _render(built, data_rows, objects, dialect, _convention(config))
-    definitions = [
-        f"{name} = ReplaceableObject({obj.name!r}, {literal(obj.sqltext)})"
-        for name, (_kind, obj) in zip(objects, built.objects, strict=True)
-    ]
-    header = _header(replaced, definitions, imports)
-    path, moved = _write(config, script, head, replaced, header, upgrade, downgrade, data_upgrade)
-    problems: list[str] = []
-    for data, wanted in [(False, built)] + ([(True, with_data)] if data_rows else []):
-        with _scratch(url) as scratch:
-            try:
-                problems += _run(scratch, partial(_check, config, head.revision, wanted, data=data))
-            except Exception as error:  # the new revision does not run: put the old files back
-                problems.append(
-                    f"the squashed revision failed{' with the data steps' if data else ''}: {describe(error)}"
-                )
+    with ExitStack() as scratches:  # the old history's builds stay until the new one is checked
+        first = scratches.enter_context(_scratch(url))
+        built = _run(first, partial(_build, config, head.revision, data=False))
+        wanted = [(False, built, first)]
+        data_rows: dict[str, list[dict[str, Any]]] = {}
+        if any(has_data_steps(revision) for revision in replaced):
+            second = scratches.enter_context(_scratch(url))
+            with_data = _run(second, partial(_build, config, head.revision, data=True))
+            for table, rows in with_data.rows.items():
+                more = [row for row in rows if row not in built.rows.get(table, [])]
+                if more:
+                    data_rows[table] = more
+            if data_rows:
+                wanted.append((True, with_data, second))
+        path, moved = _squashed(config, script, head, replaced, url, built, data_rows)
+        problems: list[str] = []
+        for data, old, old_url in wanted:
+            with _scratch(url) as scratch:
+                try:
+                    problems += _run(scratch, partial(_check, config, head.revision, old, old_url, data=data))
+                except Exception as error:  # the new revision does not run: put the old files back
+                    problems.append(
+                        f"the squashed revision failed{' with the data steps' if data else ''}: {describe(error)}"
+                    )
     if problems:
         _restore(path, moved)
         raise CommandError(
             f"the squashed revision does not build what the old history built, so the old files are back "
             f"and nothing changed: {'; '.join(problems[:3])}"
         )
+    for original, kept in moved:
+        if original.name == HEAD_FILE:
+            kept.unlink()  # squashed: head.txt is the hook's
     seconds = time.perf_counter() - started
     shown = _relative(path)
     return (
@@ -144,6 +145,28 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
         f"against the old history on a scratch database in {seconds:.1f} s; the old files are in "
         f"{_relative(_backup_folder(script, head.revision))}/: delete it once this is committed."
     )
+
+
+def _squashed(
+    config: Config,
+    script: ScriptDirectory,
+    head: Script,
+    replaced: list[Script],
+    url: URL,
+    built: Built,
+    data_rows: dict[str, list[dict[str, Any]]],
+) -> tuple[Path, list[tuple[Path, Path]]]:
+    """Write the squashed revision (the old files moved away): its path, and what was moved."""
+    objects = _object_names(built.objects)
+    upgrade, downgrade, data_upgrade, imports = _render(
+        built, data_rows, objects, url.get_backend_name(), _convention(config)
+    )
+    definitions = [
+        f"{name} = ReplaceableObject({obj.name!r}, {literal(obj.sqltext)})"
+        for name, (_kind, obj) in zip(objects, built.objects, strict=True)
+    ]
+    header = _header(replaced, definitions, imports)
+    return _write(config, script, head, replaced, header, upgrade, downgrade, data_upgrade)
 
 
 def _convention(config: Config) -> dict:
@@ -229,6 +252,11 @@ def _run(url: URL, fn):
 
 
 def _build(config: Config, revision: str, connection: Connection, data: bool) -> Built:
+    _upgrade(config, revision, connection, data)
+    return _read(config, connection)
+
+
+def _upgrade(config: Config, revision: str, connection: Connection, data: bool) -> None:
     saved = {key: config.attributes.get(key) for key in ("connection", "data", "configure_logger")}
     config.attributes.update(connection=connection, data=data, configure_logger=False)
     quiet = logging.getLogger("alembic")
@@ -245,15 +273,57 @@ def _build(config: Config, revision: str, connection: Connection, data: bool) ->
                 config.attributes[key] = value
     if connection.in_transaction():
         connection.commit()
-    return _read(config, connection)
 
 
-def _check(config: Config, revision: str, wanted: Built, connection: Connection, data: bool) -> list[str]:
-    """What differs between ``wanted`` and what the history (squashed now) builds here."""
-    found = _build(config, revision, connection, data)
-    if connection.dialect.name == "postgresql":
-        _same_checks_as_rebuilt(connection, wanted.picture, found.picture)
+def _check(config: Config, revision: str, wanted: Built, old_url: URL, connection: Connection, data: bool) -> list[str]:
+    """What differs between the old history's build (``wanted``, still at ``old_url``) and
+    what the history, squashed now, builds here: the schema as the migration suite compares
+    it (PostgreSQL and MariaDB: its one catalog query), and every table's rows."""
+    _upgrade(config, revision, connection, data)
+    found = Built(wanted.metadata, picture=_picture(connection))
+    if found.picture != wanted.picture:
+        # The long way, to say what differs: both read as the suite's snapshot; PostgreSQL's
+        # CHECKs as it prints them.
+        from migrations.testing.schema import snapshot
+
+        wanted = Built(wanted.metadata, picture=_run(old_url, snapshot), rows=wanted.rows)
+        found.picture = snapshot(connection)
+        if connection.dialect.name == "postgresql":
+            _same_checks_as_rebuilt(connection, wanted.picture, found.picture)
+        problems = _differences(wanted, found, rows=False)
+        if problems:
+            return problems
+    found.rows = _rows(connection, [*wanted.metadata.tables.values()])
+    if connection.in_transaction():
+        connection.rollback()
     return _differences(wanted, found)
+
+
+def _picture(connection: Connection) -> Any:
+    from migrations.testing.catalog import catalog
+    from migrations.testing.schema import snapshot
+
+    found = catalog(connection)
+    return found if found is not None else snapshot(connection)
+
+
+def _rows(connection: Connection, tables: list[Table]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the tables that have any, in key order: one query counts them all."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    if not tables:
+        return rows
+    filled = set()
+    for start in range(0, len(tables), 200):  # SQLite takes at most 500 SELECTs in one UNION
+        counted = union_all(
+            *(select(bound(table.name), func.count()).select_from(table) for table in tables[start : start + 200])
+        )
+        filled |= {name for name, count in connection.execute(counted) if count}
+    for table in tables:
+        if table.name in filled:
+            order = list(table.primary_key.columns) or list(table.columns)
+            found = connection.execute(select(table).order_by(*order))
+            rows[table.name] = [{key: _plain(value) for key, value in row._mapping.items()} for row in found]
+    return rows
 
 
 def _same_checks_as_rebuilt(connection: Connection, old: dict, new: dict) -> None:
@@ -292,8 +362,6 @@ def _rebuilt(connection: Connection, table: str, sql: str) -> str:
 
 
 def _read(config: Config, connection: Connection) -> Built:
-    from migrations.testing.schema import snapshot
-
     skipped = set(all_version_tables(config)) | {version_table(config), BUILD_TABLE}
     metadata = MetaData()
     impl = MigrationContext.configure(connection).impl
@@ -327,12 +395,8 @@ def _read(config: Config, connection: Connection) -> Built:
     built.objects = [
         (kind_of(key), obj) for key, (obj, _normalised) in READERS[connection.dialect.name].existing(connection).items()
     ]
-    for name, table in metadata.tables.items():
-        order = [column for column in table.primary_key.columns] or list(table.columns)
-        rows = [dict(row._mapping) for row in connection.execute(select(table).order_by(*order))]
-        if rows:
-            built.rows[name] = [{key: _plain(value) for key, value in row.items()} for row in rows]
-    built.picture = snapshot(connection)  # as the migration suite compares schemas
+    built.rows = _rows(connection, list(metadata.tables.values()))
+    built.picture = _picture(connection)  # as the migration suite compares schemas
     if connection.in_transaction():
         connection.rollback()
     return built
@@ -378,11 +442,11 @@ def _plain(value: Any) -> Any:
     return bytes(value) if isinstance(value, memoryview) else value
 
 
-def _differences(old: Built, new: Built) -> list[str]:
+def _differences(old: Built, new: Built, rows: bool = True) -> list[str]:
     from migrations.testing.steps import differences
 
     found = differences(old.picture, new.picture, "only in the squashed", "only in the old")
-    for table in sorted(set(old.rows) | set(new.rows)):
+    for table in sorted(set(old.rows) | set(new.rows)) if rows else ():
         if old.rows.get(table, []) != new.rows.get(table, []):
             found.append(f"rows of {table} differ")
     return found
@@ -624,6 +688,10 @@ def _write(
         original = Path(revision.path)
         shutil.move(original, backup / original.name)
         moved.append((original, backup / original.name))
+    head_file = Path(script.dir, HEAD_FILE)  # the post-write hook rewrites it: kept to put back
+    if head_file.exists():
+        shutil.copy2(head_file, backup / f"{HEAD_FILE}.before")
+        moved.append((head_file, backup / f"{HEAD_FILE}.before"))
     message = f"squash of {len(replaced)} revisions up to {head.revision}: {' '.join((head.doc or '').split())}"
     path = Path(head.path)  # the squashed revision takes the place of the last one it replaces
     try:
