@@ -5,6 +5,7 @@ project to add revisions or edit models in, so the baked project itself is never
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,14 @@ def project_copy(tmp_path: Path) -> Path:
     for name in ("alembic.ini", "create_db.py", "pyproject.toml"):
         shutil.copy2(PROJECT / name, copy / name)
     return copy
+
+
+@pytest.fixture(autouse=True)
+def head_file_kept() -> Iterator[None]:
+    """A proof that writes a revision into the baked project itself (and removes it) leaves
+    migrations/head.txt as it found it: the post-write hook rewrites it (migrations/heads.py)."""
+    path = PROJECT / "migrations" / "head.txt"
+    before = path.read_bytes() if path.exists() else None
+    yield
+    if before is not None and (not path.exists() or path.read_bytes() != before):
+        path.write_bytes(before)

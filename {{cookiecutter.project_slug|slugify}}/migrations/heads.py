@@ -95,7 +95,7 @@ def check_branches(script: ScriptDirectory, write: bool = False) -> str:
 
 def _named(revision: Script) -> str:
     message = " ".join((revision.doc or "").split())
-    parents = revision._all_down_revisions
+    parents = revision._versioned_down_revisions
     source = ", ".join(parents) if parents else "base"
     return f'{revision.revision} ("{message}", from {source})'
 

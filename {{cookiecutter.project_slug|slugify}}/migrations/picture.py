@@ -55,7 +55,7 @@ def graph(script: ScriptDirectory, standing: dict[str, list[str]] | None = None)
         revision.revision: Node(
             revision.revision,
             " ".join((revision.doc or "").split()),
-            tuple(revision._all_down_revisions),
+            tuple(revision._versioned_down_revisions),
             irreversible=irreversible_reason(revision),
             data_steps=has_data_steps(revision),
         )

@@ -166,7 +166,8 @@ class ReversibleOp(MigrateOperation):
                 f"{ident!r}: there is no revision {version!r} in this migration history "
                 "(if it was pruned, write the old definition in place of the reference)."
             )
-        found = getattr(revision.module, name, None)
+        found = (getattr(revision.module, "replaced_objects", None) or {}).get(ident)  # as the squashed one had it
+        found = found if found is not None else getattr(revision.module, name, None)
         if not isinstance(found, ReplaceableObject):  # "public.customer_view": match by object name
             candidates = [value for value in vars(revision.module).values() if isinstance(value, ReplaceableObject)]
             wanted = {name, name.rpartition(".")[2]}  # "public.customer_view" finds "customer_view"

@@ -54,6 +54,7 @@ from alembic.util import CommandError, format_as_comma, template_to_file
 from sqlalchemy import Connection, MetaData, Table, event, func, inspect, select, text, union_all
 from sqlalchemy import literal as bound
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import (
     CheckConstraint,
     CreateTable,
@@ -119,14 +120,18 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
                 wanted.append((True, with_data, second))
         path, moved = _squashed(config, script, head, replaced, url, built, data_rows)
         problems: list[str] = []
-        for data, old, old_url in wanted:
-            with _scratch(url) as scratch:
-                try:
-                    problems += _run(scratch, partial(_check, config, head.revision, old, old_url, data=data))
-                except Exception as error:  # the new revision does not run: put the old files back
-                    problems.append(
-                        f"the squashed revision failed{' with the data steps' if data else ''}: {describe(error)}"
-                    )
+        try:
+            for data, old, old_url in wanted:
+                with _scratch(url) as scratch:
+                    try:
+                        problems += _run(scratch, partial(_check, config, head.revision, old, old_url, data=data))
+                    except Exception as error:  # the new revision does not run: put the old files back
+                        problems.append(
+                            f"the squashed revision failed{' with the data steps' if data else ''}: {describe(error)}"
+                        )
+        except BaseException:  # interrupted (Ctrl-C), or a scratch database that could not be made
+            _restore(path, moved)
+            raise
     if problems:
         _restore(path, moved)
         raise CommandError(
@@ -165,7 +170,7 @@ def _squashed(
         f"{name} = ReplaceableObject({obj.name!r}, {literal(obj.sqltext)})"
         for name, (_kind, obj) in zip(objects, built.objects, strict=True)
     ]
-    header = _header(replaced, definitions, imports)
+    header = _header(replaced, definitions, imports, _referred(script, replaced))
     return _write(config, script, head, replaced, header, upgrade, downgrade, data_upgrade)
 
 
@@ -238,10 +243,15 @@ def _scratch(url: URL) -> Iterator[URL]:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         connection.exec_driver_sql(statement.format(connection.dialect.identifier_preparer.quote(name)))
 
-    run_on_connection(server_url(url), partial(server, "CREATE DATABASE {}"), cannot_connect)
     try:
+        try:
+            run_on_connection(server_url(url), partial(server, "CREATE DATABASE {}"), cannot_connect)
+        except DBAPIError as error:  # no right to create databases, ...
+            raise CommandError(
+                f"a squash needs a scratch database beside the configured one: {describe(error)}"
+            ) from None
         yield url.set(database=name)
-    finally:
+    finally:  # also after an interrupted CREATE DATABASE
         run_on_connection(server_url(url), partial(server, "DROP DATABASE IF EXISTS {}"), cannot_connect)
 
 
@@ -281,6 +291,7 @@ def _check(config: Config, revision: str, wanted: Built, old_url: URL, connectio
     it (PostgreSQL and MariaDB: its one catalog query), and every table's rows."""
     _upgrade(config, revision, connection, data)
     found = Built(wanted.metadata, picture=_picture(connection))
+    old_picture, picture = wanted.picture, found.picture
     if found.picture != wanted.picture:
         # The long way, to say what differs: both read as the suite's snapshot; PostgreSQL's
         # CHECKs as it prints them.
@@ -291,12 +302,29 @@ def _check(config: Config, revision: str, wanted: Built, old_url: URL, connectio
         if connection.dialect.name == "postgresql":
             _same_checks_as_rebuilt(connection, wanted.picture, found.picture)
         problems = _differences(wanted, found, rows=False)
-        if problems:
-            return problems
+        if not problems:  # the catalog reads more than reflection shows (a sequence as a default, ...)
+            from migrations.testing.catalog import pictured
+            from migrations.testing.steps import differences
+
+            old_parts, new_parts = pictured(old_picture), pictured(picture)
+            problems = differences(old_parts, new_parts, "only in the squashed", "only in the old") or [
+                "the schema differs as the catalog reads it"
+            ]
+        return problems
     found.rows = _rows(connection, [*wanted.metadata.tables.values()])
     if connection.in_transaction():
         connection.rollback()
-    return _differences(wanted, found)
+    problems = _differences(wanted, found)
+    if not problems and not data:  # the revisions after it still run on what it built
+        try:
+            _upgrade(config, "heads", connection, data)
+        except Exception as error:
+            try:  # and on the old history's build? Then it is not the squash's doing
+                _run(old_url, partial(_upgrade, config, "heads", data=data))
+            except Exception:
+                return problems
+            problems.append(f"a revision after {revision} fails on the squashed history: {describe(error)}")
+    return problems
 
 
 def _picture(connection: Connection) -> Any:
@@ -320,9 +348,10 @@ def _rows(connection: Connection, tables: list[Table]) -> dict[str, list[dict[st
         filled |= {name for name, count in connection.execute(counted) if count}
     for table in tables:
         if table.name in filled:
-            order = list(table.primary_key.columns) or list(table.columns)
+            order = list(table.primary_key.columns)  # without a key: sorted here (json has no order)
             found = connection.execute(select(table).order_by(*order))
-            rows[table.name] = [{key: _plain(value) for key, value in row._mapping.items()} for row in found]
+            read = [{key: _plain(value) for key, value in row._mapping.items()} for row in found]
+            rows[table.name] = read if order else sorted(read, key=repr)
     return rows
 
 
@@ -428,7 +457,7 @@ def _as_written(metadata: MetaData, dialect: str) -> None:
 
 PG_SEQUENCES = """
 SELECT s.sequencename AS name, s.data_type::text AS data_type, s.start_value, s.increment_by, s.min_value,
-       s.max_value, s.cycle
+       s.max_value, s.cycle, s.last_value
 FROM pg_sequences s
 JOIN pg_class c ON c.relname = s.sequencename
 JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
@@ -500,14 +529,15 @@ def _render(
         values = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
         up.append(f"op.execute({f'CREATE TYPE {quote(name)} AS ENUM ({values})'!r})")
     for _name, statement in built.sequences:
-        up.append(f"op.execute({statement!r})")
+        for part in statement.split(";\n"):  # PostgreSQL: CREATE SEQUENCE, then where it stood
+            up.append(f"op.execute({part!r})")
     sorted_tables = sort_tables_and_constraints(built.metadata.tables.values())
     # (table, its foreign keys made with it), then (None, those of a cycle, added after all tables)
     later: list[ForeignKeyConstraint] = [fk for table, fks in sorted_tables if table is None for fk in fks]
     tables = [table for table, _ in sorted_tables if table is not None]
     for table in tables:
         creating = []
-        if _unnamed_under_convention(table, convention):
+        if _unnamed_under_convention(table, convention, dialect):
             # op.create_table() would name it after the convention: the statement as the database has it
             statement = str(CreateTable(table).compile(dialect=context.dialect)).strip()
             up.append(f"op.execute({literal(statement)})")
@@ -583,14 +613,14 @@ CONVENTION_KEYS = {
 }
 
 
-def _unnamed_under_convention(table: Table, convention: dict) -> bool:
+def _unnamed_under_convention(table: Table, convention: dict, dialect: str) -> bool:
     """Whether the table has a constraint without a name that the models' naming convention
     would name (SQLite: a table rebuilt by batch mode, made without the convention)."""
     for constraint in table.constraints:
         key = CONVENTION_KEYS.get(type(constraint))
         if constraint.name is None and key is not None and (key in convention or type(constraint) in convention):
-            if isinstance(constraint, PrimaryKeyConstraint) and not constraint.columns:
-                continue
+            if isinstance(constraint, PrimaryKeyConstraint) and (not constraint.columns or dialect != "sqlite"):
+                continue  # MariaDB's key is always PRIMARY, reflected without a name
             return True
     return False
 
@@ -601,7 +631,10 @@ def _create_sequence(sequence: dict[str, Any], quote) -> str:
     parts.append(f"MAXVALUE {sequence['max_value']} START WITH {sequence['start_value']}")
     if sequence["cycle"]:
         parts.append("CYCLE")
-    return " ".join(parts)
+    created = " ".join(parts)
+    if sequence.get("last_value") is not None:  # it has been used: its next value stays the same
+        created += f";\nSELECT setval('{quote(sequence['name'])}', {sequence['last_value']})"
+    return created
 
 
 def _insert_rows(built: Built, rows_by_table: dict, context: MigrationContext, remember, imports: set[str]) -> list:
@@ -628,9 +661,10 @@ def _insert_rows(built: Built, rows_by_table: dict, context: MigrationContext, r
         lines.append("])")
         column = built.identity.get(name)
         if column is not None and context.dialect.name == "postgresql":  # the next id after the rows
+            quote = context.dialect.identifier_preparer.quote
             restart = (
-                f"SELECT setval(pg_get_serial_sequence('{name}', '{column}'), "
-                f'(SELECT max("{column}") FROM "{name}"))'
+                f"SELECT setval(pg_get_serial_sequence('{quote(name)}', '{column}'), "
+                f"(SELECT max({quote(column)}) FROM {quote(name)}))"
             )
             lines.append(f"op.execute({restart!r})")
     return lines
@@ -648,10 +682,33 @@ def _value(value: Any, imports: set[str]) -> str:
     return repr(value)
 
 
-def _header(replaced: list[Script], definitions: list[str], imports: set[str]) -> str:
+def _referred(script: ScriptDirectory, replaced: list[Script]) -> dict[str, Any]:
+    """The objects that revisions after the squash name as ``"<squashed id>.<name>"``
+    (``replaces=``, ``replace_with=``), as the squashed revision defined them."""
+    from migrations.replaceable import ReplaceableObject
+
+    modules = {revision.revision: revision.module for revision in replaced}
+    ids = "|".join(map(re.escape, modules))
+    pattern = re.compile(r"""["'](""" + ids + r""")\.([A-Za-z_][\w.]*)["']""")
+    found: dict[str, Any] = {}
+    for later in script.walk_revisions():
+        if later.revision in modules:
+            continue
+        for version, name in pattern.findall(Path(later.path).read_text(encoding="utf-8")):
+            value = getattr(modules[version], name, None)
+            if not isinstance(value, ReplaceableObject):  # "public.customer_view": by object name
+                candidates = [item for item in vars(modules[version]).values() if isinstance(item, ReplaceableObject)]
+                wanted = {name, name.rpartition(".")[2]}
+                value = next((item for item in candidates if item.name.partition("(")[0].strip() in wanted), None)
+            if value is not None:
+                found[f"{version}.{name}"] = value
+    return found
+
+
+def _header(replaced: list[Script], definitions: list[str], imports: set[str], referred: dict[str, Any]) -> str:
     """What goes where script.py.mako puts the imports: them, ``squashes`` and the objects."""
     lines = sorted(imports)
-    if definitions:
+    if definitions or referred:
         lines.append("from migrations.replaceable import ReplaceableObject")
     lines.append("")
     ids = []  # base first, with those an earlier squash replaced
@@ -664,6 +721,12 @@ def _header(replaced: list[Script], definitions: list[str], imports: set[str]) -
     lines.append(f"squashes: tuple[str, ...] = ({ids},)")
     for definition in definitions:
         lines.extend(["", definition])
+    if referred:
+        lines.extend(["", "# What later revisions name as <squashed id>.<name>, as those revisions defined it."])
+        lines.append("replaced_objects: dict[str, ReplaceableObject] = {")
+        for ident, obj in referred.items():
+            lines.append(f"    {ident!r}: ReplaceableObject({obj.name!r}, {literal(obj.sqltext)}),")
+        lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -683,18 +746,19 @@ def _write(
     if backup.exists():
         raise CommandError(f"{_relative(backup)} exists already: move it away first. Nothing was written.")
     backup.mkdir(parents=True)
-    moved = []
-    for revision in replaced:
-        original = Path(revision.path)
-        shutil.move(original, backup / original.name)
-        moved.append((original, backup / original.name))
-    head_file = Path(script.dir, HEAD_FILE)  # the post-write hook rewrites it: kept to put back
-    if head_file.exists():
-        shutil.copy2(head_file, backup / f"{HEAD_FILE}.before")
-        moved.append((head_file, backup / f"{HEAD_FILE}.before"))
+    moved: list[tuple[Path, Path]] = []
     message = f"squash of {len(replaced)} revisions up to {head.revision}: {' '.join((head.doc or '').split())}"
-    path = Path(head.path)  # the squashed revision takes the place of the last one it replaces
+    path = None
     try:
+        head_file = Path(script.dir, HEAD_FILE)  # the post-write hook rewrites it: kept to put back
+        if head_file.exists():
+            shutil.copy2(head_file, backup / f"{HEAD_FILE}.before")
+            moved.append((head_file, backup / f"{HEAD_FILE}.before"))
+        for revision in replaced:
+            original = Path(revision.path)
+            shutil.move(original, backup / original.name)
+            moved.append((original, backup / original.name))
+        path = Path(head.path)  # the squashed revision takes the place of the last one it replaces
         template_to_file(
             Path(script.dir, "script.py.mako"),
             path,
@@ -722,6 +786,9 @@ def _write(
             write_hooks._run_hooks(str(path), hooks)
     except BaseException:
         _restore(path, moved)
+        for folder in (backup, backup.parent):  # made for this squash, left empty
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
     return path, moved
 
