@@ -72,25 +72,25 @@ def check_branches(script: ScriptDirectory, write: bool = False) -> str:
     wanted = head_lines(script)
     if write:
         write_head_file(script)
-        return f"{_shown(path)} names {', '.join(wanted) or 'no revision'}."
+        return f"{shown(path)} names {', '.join(wanted) or 'no revision'}."
     if not path.exists():
         write_it = "python -m migrations.cli check_branches --write"
-        raise CommandError(f"{_shown(path)} is missing: write it with `{write_it}`")
+        raise CommandError(f"{shown(path)} is missing: write it with `{write_it}`")
     written = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     if any(line.startswith(CONFLICT_MARKERS) for line in written):
         raise CommandError(
-            f"{_shown(path)} holds a merge conflict: two branches each added a revision; "
+            f"{shown(path)} holds a merge conflict: two branches each added a revision; "
             "after the merge run `alembic merge heads` (it rewrites the file)"
         )
     found = [line for line in written if line and not line.startswith("#")]
     if [line.split()[0] for line in found] != [line.split()[0] for line in wanted]:
         said = ", ".join(line.split()[0] for line in found) or "no revision"
         raise CommandError(
-            f"{_shown(path)} names {said}, but the history's head is {', '.join(line.split()[0] for line in wanted)} "
+            f"{shown(path)} names {said}, but the history's head is {', '.join(line.split()[0] for line in wanted)} "
             "(a revision written without `alembic revision`?): rewrite it with "
             "`python -m migrations.cli check_branches --write`"
         )
-    return f"One head, {wanted[0] if wanted else 'no revision yet'}, as {_shown(path)} says."
+    return f"One head, {wanted[0] if wanted else 'no revision yet'}, as {shown(path)} says."
 
 
 def _named(revision: Script) -> str:
@@ -100,7 +100,8 @@ def _named(revision: Script) -> str:
     return f'{revision.revision} ("{message}", from {source})'
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is under it (as messages show it)."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -135,7 +136,7 @@ def main(paths: list[str]) -> int:
     for raw in paths:
         script = _script_for(Path(raw))
         path = write_head_file(script)
-        print(f"{_shown(path)}: {', '.join(head_lines(script))}", file=sys.stderr)
+        print(f"{shown(path)}: {', '.join(head_lines(script))}", file=sys.stderr)
     return 0
 
 

@@ -167,11 +167,7 @@ class ReversibleOp(MigrateOperation):
                 "(if it was pruned, write the old definition in place of the reference)."
             )
         found = (getattr(revision.module, "replaced_objects", None) or {}).get(ident)  # as the squashed one had it
-        found = found if found is not None else getattr(revision.module, name, None)
-        if not isinstance(found, ReplaceableObject):  # "public.customer_view": match by object name
-            candidates = [value for value in vars(revision.module).values() if isinstance(value, ReplaceableObject)]
-            wanted = {name, name.rpartition(".")[2]}  # "public.customer_view" finds "customer_view"
-            found = next((value for value in candidates if value.name.partition("(")[0].strip() in wanted), None)
+        found = found if found is not None else object_in_module(revision.module, name)
         if found is None:
             raise CommandError(f"{ident!r}: revision {version} defines no ReplaceableObject {name!r}.")
         return found
@@ -195,6 +191,17 @@ class ReplaceOp(MigrateOperation):
 
     def reverse(self) -> ReplaceOp:
         return ReplaceOp(self.kind, self.new, self.old)
+
+
+def object_in_module(module: object, name: str) -> ReplaceableObject | None:
+    """The ReplaceableObject a revision module holds as ``name``, or, failing that, whose
+    object name is ``name`` ("public.customer_view" finds "customer_view")."""
+    found = getattr(module, name, None)
+    if isinstance(found, ReplaceableObject):
+        return found
+    wanted = {name, name.rpartition(".")[2]}
+    candidates = [value for value in vars(module).values() if isinstance(value, ReplaceableObject)]
+    return next((value for value in candidates if value.name.partition("(")[0].strip() in wanted), None)
 
 
 def _squashes(revision, version: str) -> bool:

@@ -69,9 +69,9 @@ from migrations.conditional import has_data_steps
 from migrations.declared import READERS, kind_of, literal
 from migrations.environments import all_version_tables, version_table
 from migrations.failures import cannot_connect, describe
-from migrations.heads import HEAD_FILE
+from migrations.heads import HEAD_FILE, shown
 from migrations.render import render_item
-from migrations.replaceable import OPERATION_NAMES, TRIGGER, base_name
+from migrations.replaceable import OPERATION_NAMES, TRIGGER, base_name, object_in_module
 
 BUILD_TABLE = "create_db_in_progress"
 
@@ -142,13 +142,13 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
         if original.name == HEAD_FILE:
             kept.unlink()  # squashed: head.txt is the hook's
     seconds = time.perf_counter() - started
-    shown = _relative(path)
+    written = shown(path)
     return (
-        f"{len(replaced)} revisions squashed into {shown} ({len(built.metadata.tables)} tables, "
+        f"{len(replaced)} revisions squashed into {written} ({len(built.metadata.tables)} tables, "
         f"{len(built.objects)} views/functions/triggers, {sum(map(len, built.rows.values()))} rows"
         f"{f', {sum(map(len, data_rows.values()))} more with data steps' if data_rows else ''}), checked "
         f"against the old history on a scratch database in {seconds:.1f} s; the old files are in "
-        f"{_relative(_backup_folder(script, head.revision))}/: delete it once this is committed."
+        f"{shown(_backup_folder(script, head.revision))}/: delete it once this is committed."
     )
 
 
@@ -685,8 +685,6 @@ def _value(value: Any, imports: set[str]) -> str:
 def _referred(script: ScriptDirectory, replaced: list[Script]) -> dict[str, Any]:
     """The objects that revisions after the squash name as ``"<squashed id>.<name>"``
     (``replaces=``, ``replace_with=``), as the squashed revision defined them."""
-    from migrations.replaceable import ReplaceableObject
-
     modules = {revision.revision: revision.module for revision in replaced}
     ids = "|".join(map(re.escape, modules))
     pattern = re.compile(r"""["'](""" + ids + r""")\.([A-Za-z_][\w.]*)["']""")
@@ -695,11 +693,7 @@ def _referred(script: ScriptDirectory, replaced: list[Script]) -> dict[str, Any]
         if later.revision in modules:
             continue
         for version, name in pattern.findall(Path(later.path).read_text(encoding="utf-8")):
-            value = getattr(modules[version], name, None)
-            if not isinstance(value, ReplaceableObject):  # "public.customer_view": by object name
-                candidates = [item for item in vars(modules[version]).values() if isinstance(item, ReplaceableObject)]
-                wanted = {name, name.rpartition(".")[2]}
-                value = next((item for item in candidates if item.name.partition("(")[0].strip() in wanted), None)
+            value = object_in_module(modules[version], name)
             if value is not None:
                 found[f"{version}.{name}"] = value
     return found
@@ -744,7 +738,7 @@ def _write(
     from script.py.mako and runs the post-write hooks); on any failure, the old files are back."""
     backup = _backup_folder(script, head.revision)
     if backup.exists():
-        raise CommandError(f"{_relative(backup)} exists already: move it away first. Nothing was written.")
+        raise CommandError(f"{shown(backup)} exists already: move it away first. Nothing was written.")
     backup.mkdir(parents=True)
     moved: list[tuple[Path, Path]] = []
     message = f"squash of {len(replaced)} revisions up to {head.revision}: {' '.join((head.doc or '').split())}"
@@ -814,10 +808,3 @@ def _restore(path: Path | None, moved: list[tuple[Path, Path]]) -> None:
             folder.rmdir()
             if not any(folder.parent.iterdir()):
                 folder.parent.rmdir()
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
