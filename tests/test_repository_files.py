@@ -137,6 +137,7 @@ def test_workflow_runs_the_tests_then_the_deploy_checks_on_every_push_and_pull_r
         INSTALL,
         "ruff check . && ruff format --check .",
         "python -m migrations.cli check_branches",
+        "python -m migrations.cli lint",
         "pytest",
         "alembic upgrade head",
         "alembic check",

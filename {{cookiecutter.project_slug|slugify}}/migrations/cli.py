@@ -11,6 +11,7 @@
     python -m migrations.cli check_branches      # one head, named in migrations/head.txt
     python -m migrations.cli picture [--mermaid] [--database] [--url URL]  # the history as a graph
     python -m migrations.cli squash <rev> [--url URL]  # base..rev as one revision of rev's id
+    python -m migrations.cli lint [a:b] [--format json]  # what revisions do to a live database
 
 Run it from the project folder (where alembic.ini is), as `alembic`.
 """
@@ -127,6 +128,29 @@ def squash(config: Config, revision: str, url: list[str] | None = None, unchecke
     config.print_stdout(squash_history(config, revision, urls, check=not unchecked))
 
 
+def lint(config: Config, revisions: str | None = None, dialect: str | None = None, format: str = "text") -> None:
+    """Name what each revision would do to a live database (locks, rewrites, the running version)."""
+    from migrations import deploy_lint
+    from migrations.at_head import database_revisions
+    from migrations.stamp import script_directory
+
+    script = script_directory(config)
+    url = database_url(config)
+    if revisions is None:  # those the configured database has not applied, after the baseline
+        chosen = deploy_lint.to_lint(config, script, database_revisions(config, url))
+    else:
+        chosen = deploy_lint.revisions_in(script, revisions)
+    report = deploy_lint.lint(config, chosen, dialect or deploy_lint.dialect_of(url), script)
+    config.print_stdout(report.json() if format == "json" else report.text())
+    if format == "json" and (report.open or report.problems):
+        sys.exit(1)  # stdout is the JSON alone; tools read the exit status
+    if report.open or report.problems:
+        found = [f"{len(report.open)} deploy finding{'s' if len(report.open) != 1 else ''} not acknowledged"]
+        if report.problems:
+            found.append(f"{len(report.problems)} deploy-ok comment(s) not understood")
+        raise CommandError(f"{', '.join(found)} (listed above)")
+
+
 def main(argv: list[str] | None = None) -> None:
     cli = CommandLine(prog="python -m migrations.cli")
     for command in (create_db, at_head, print_tables, apply_models, create_tenant):
@@ -158,6 +182,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     squashing.add_argument("--unchecked", action="store_true", help="do not look at any database before squashing")
     squashing.set_defaults(cmd=(squash, ["revision"], ["url", "unchecked"]))
+    linting = cli.subparsers.add_parser("lint", help=lint.__doc__.splitlines()[0])
+    linting.add_argument(
+        "revisions",
+        nargs="?",
+        help="a range, a:b (a excluded; default: what the configured database has not applied, after"
+        " deploy_lint_baseline)",
+    )
+    linting.add_argument("--dialect", choices=["postgresql", "mariadb", "sqlite"], help="default: the database's")
+    linting.add_argument("--format", choices=["text", "json"], default="text", help="json: for tools")
+    linting.set_defaults(cmd=(lint, [], ["revisions", "dialect", "format"]))
     cli.main(argv=argv)
 
 

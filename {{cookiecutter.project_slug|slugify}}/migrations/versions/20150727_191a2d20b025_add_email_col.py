@@ -36,6 +36,7 @@ def schema_upgrades() -> None:
     """Schema upgrade migrations go here."""
     with op.batch_alter_table("customer") as batch_op:
         batch_op.add_column(sa.Column("email", sa.String(length=255), nullable=True))
+        # deploy-ok: add-index -- the example history's customer table is new: no live rows to wait for
         batch_op.create_index(batch_op.f("ix_customer_email"), ["email"], unique=False)
 
 

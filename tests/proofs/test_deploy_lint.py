@@ -1,0 +1,274 @@
+"""The deploy lint (migrations/deploy_lint.py): what a revision does to a live database.
+
+- A history written to trip every rule, through Alembic's operations, a batch, and the SQL of
+  ``op.execute``: the lint names exactly the findings each database should have (and none for
+  the safe ways it recommends, or for tables made in the same revision), each at its line.
+- ``# deploy-ok: <rule> -- <reason>`` acknowledges a finding; one that names no rule, or gives
+  no reason, is a problem, and its finding stays open.
+- Where users meet it: ``python -m migrations.cli lint`` (the revisions the database has not
+  applied, after the baseline; ``--format json``), and the baked migration suite's test.
+- Claims measured, not believed: every rule's claim about a live table (its lock, blocked
+  reads and writes, a rewrite, time that grows with the rows, failing on a table with rows)
+  is measured on the server under test, with a second connection reading and writing while
+  the statement runs (proofs/locks.py); and the statements the lint does not report on a
+  database are measured to be harmless there.
+- The safe ways pass the migration suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from migrations import deploy_lint
+from migrations.testing.fixtures import project_config
+from migrations.testing.stairway import load_script
+from proofs.helpers import PROJECT, run_in_project
+from proofs.test_stairway import HEAD, revision_source
+
+COLUMNS = 'sa.Column("x", sa.Integer()), sa.Column("s", sa.String(100)), sa.Column("n", sa.Integer())'
+OLD = 'sa.Column("old", sa.Integer())'
+TABLES = f"""op.create_table("probe_a", sa.Column("id", sa.Integer(), primary_key=True), {COLUMNS}, {OLD})
+op.create_index("ix_probe_a_x", "probe_a", ["x"])
+op.create_table("probe_p", sa.Column("id", sa.Integer(), primary_key=True))"""
+
+# Each operation of the tripping revision, and the rules it must be named under, per database.
+OPERATIONS = [
+    ('op.create_index("ix_probe_a_n", "probe_a", ["n"])', {"postgresql": {"add-index"}}),
+    ('op.drop_index("ix_probe_a_x", table_name="probe_a")', {"postgresql": {"drop-index"}}),
+    ('op.create_unique_constraint("uq_probe_a_x", "probe_a", ["x"])', {"postgresql": {"add-unique-constraint"}}),
+    (
+        'op.create_foreign_key("fk_probe_a_n", "probe_a", "probe_p", ["n"], ["id"])',
+        {"postgresql": {"add-foreign-key"}, "mariadb": {"add-foreign-key"}},
+    ),
+    (
+        'op.create_check_constraint("ck_probe_a_x", "probe_a", "x >= 0")',
+        {"postgresql": {"add-check-constraint"}, "mariadb": {"add-check-constraint"}},
+    ),
+    ('op.add_column("probe_a", sa.Column("c", sa.Integer(), nullable=False))', {"*": {"add-column-not-null"}}),
+    (
+        'op.add_column("probe_a", sa.Column("u", sa.String(36), server_default=sa.text("gen_random_uuid()")))',
+        {"postgresql": {"add-column-volatile-default"}},
+    ),
+    (
+        'op.alter_column("probe_a", "x", type_=sa.BigInteger(), existing_type=sa.Integer())',
+        {"postgresql": {"change-type"}, "mariadb": {"change-type"}},
+    ),
+    (
+        'op.alter_column("probe_a", "s", type_=sa.String(50), existing_type=sa.String(100))',
+        {"postgresql": {"change-type", "narrow-type"}, "mariadb": {"change-type", "narrow-type"}, "*": {"narrow-type"}},
+    ),
+    (
+        'op.alter_column("probe_a", "s", type_=sa.Text(), existing_type=sa.String(50))',
+        {"mariadb": {"change-type"}},  # PostgreSQL makes a VARCHAR TEXT without a rewrite
+    ),
+    (
+        'op.alter_column("probe_a", "n", nullable=False, existing_type=sa.Integer())',
+        {"*": {"set-not-null"}},
+    ),
+    (
+        'op.alter_column("probe_a", "old", new_column_name="renamed", existing_type=sa.Integer())',
+        {"*": {"rename-column"}},
+    ),
+    ('op.drop_column("probe_a", "renamed")', {"*": {"drop-column"}}),
+    ('op.rename_table("probe_p", "probe_q")', {"*": {"rename-table"}}),
+    ('op.drop_table("probe_q")', {"*": {"drop-table"}}),
+    (
+        'with op.batch_alter_table("probe_a") as batch:\n    batch.create_index("ix_probe_a_s", ["s"])',
+        {"postgresql": {"add-index"}},
+    ),
+    # Safe ways, and tables made in the same revision: nothing to name.
+    (
+        "with op.get_context().autocommit_block():\n"
+        '    op.create_index("ix_probe_a_c", "probe_a", ["c"], postgresql_concurrently=True)',
+        {},
+    ),
+    ('op.create_check_constraint("ck_probe_a_n", "probe_a", "n > 0", postgresql_not_valid=True)', {}),
+    ('op.add_column("probe_a", sa.Column("d", sa.Integer(), nullable=False, server_default="0"))', {}),
+    ('op.add_column("probe_a", sa.Column("e", sa.Integer()))', {}),
+    ('op.create_table("probe_new", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("v", sa.Integer()))', {}),
+    ('op.create_index("ix_probe_new_v", "probe_new", ["v"])', {}),
+    ('op.add_column("probe_new", sa.Column("w", sa.Integer(), nullable=False))', {}),
+]
+
+# The same through op.execute's SQL.
+STATEMENTS = [
+    ("CREATE INDEX ix_sql_x ON probe_a (x)", {"postgresql": {"add-index"}}),
+    ("CREATE UNIQUE INDEX IF NOT EXISTS ix_sql_u ON probe_a (x)", {"postgresql": {"add-index"}}),
+    ("DROP INDEX ix_sql_x", {"postgresql": {"drop-index"}}),
+    (
+        "ALTER TABLE probe_a ADD CONSTRAINT fk_sql FOREIGN KEY (n) REFERENCES probe_p (id)",
+        {"postgresql": {"add-foreign-key"}, "mariadb": {"add-foreign-key"}},
+    ),
+    (
+        "ALTER TABLE probe_a ADD CONSTRAINT ck_sql CHECK (n > 0)",
+        {"postgresql": {"add-check-constraint"}, "mariadb": {"add-check-constraint"}},
+    ),
+    ("ALTER TABLE probe_a ADD CONSTRAINT uq_sql UNIQUE (n)", {"postgresql": {"add-unique-constraint"}}),
+    (
+        "ALTER TABLE probe_a ALTER COLUMN n TYPE bigint",
+        {"postgresql": {"change-type"}, "mariadb": {"change-type"}},
+    ),
+    ("ALTER TABLE probe_a ALTER COLUMN n SET NOT NULL", {"*": {"set-not-null"}}),
+    ("ALTER TABLE probe_a ADD COLUMN f integer NOT NULL", {"*": {"add-column-not-null"}}),
+    ("ALTER TABLE probe_a DROP COLUMN f", {"*": {"drop-column"}}),
+    ("ALTER TABLE probe_a RENAME COLUMN n TO m", {"*": {"rename-column"}}),
+    ("ALTER TABLE probe_a RENAME TO probe_b", {"*": {"rename-table"}}),
+    ("DROP TABLE probe_b", {"*": {"drop-table"}}),
+    # Safe ways, and a table made in the same revision.
+    ("CREATE INDEX CONCURRENTLY ix_sql_c ON probe_a (x)", {}),
+    ("ALTER TABLE probe_a ADD CONSTRAINT fk_sql2 FOREIGN KEY (n) REFERENCES probe_p (id) NOT VALID", {}),
+    ("ALTER TABLE probe_a VALIDATE CONSTRAINT fk_sql2", {}),
+    ("ALTER TABLE probe_a ADD COLUMN g integer NOT NULL DEFAULT 0", {}),
+    ("ALTER TABLE probe_a ADD CONSTRAINT uq_sql2 UNIQUE USING INDEX ix_sql_u", {}),
+    ("CREATE TABLE probe_sql (id integer PRIMARY KEY, v integer)", {}),
+    ("CREATE INDEX ix_probe_sql_v ON probe_sql (v)", {}),
+    ("CREATE OR REPLACE VIEW probe_v AS SELECT id FROM probe_a", {}),
+]
+
+
+def expected_for(rules: dict[str, set[str]], dialect: str) -> set[str]:
+    return set(rules.get(dialect, rules.get("*", set())))
+
+
+def tripping_history(project: Path) -> dict[str, list[tuple[int, dict[str, set[str]]]]]:
+    """Write the revisions into ``project``; return, per revision, each operation's first line
+    in its file and the rules expected there."""
+    by_operation = "\n".join(code for code, _ in OPERATIONS)
+    by_sql = "\n".join(f"op.execute({sql!r})" for sql, _ in STATEMENTS)
+    sources = {
+        "t1": revision_source("t1", HEAD, TABLES),
+        "t2": revision_source("t2", "t1", by_operation),
+        # Once more, in data_upgrades(): the lint reads data steps too.
+        "t3": revision_source("t3", "t2", data_upgrades=by_sql),
+    }
+    expected = {}
+    for name, source in sources.items():
+        (project / "migrations" / "versions" / f"probe_{name}.py").write_text(source)
+        lines = source.splitlines()
+        cases = OPERATIONS if name == "t2" else STATEMENTS if name == "t3" else []
+        found = []
+        for code, rules in cases:
+            first = code.splitlines()[0] if name == "t2" else f"op.execute({code!r})"
+            number = next(i for i, line in enumerate(lines, 1) if line.strip() == first.strip())
+            inner = number + len(code.splitlines()) - 1  # an op inside a with block: its own line
+            found.append((inner, rules))
+        expected[name] = found
+    return expected
+
+
+def findings_by_line(report: deploy_lint.Report, revision: str) -> dict[int, set[str]]:
+    lines: dict[int, set[str]] = {}
+    for finding in report.findings:
+        if finding.revision == revision:
+            lines.setdefault(finding.line, set()).add(finding.rule)
+    return lines
+
+
+@pytest.mark.parametrize("dialect", deploy_lint.DIALECTS)
+def test_a_history_written_to_trip_every_rule_is_named_exactly(project_copy: Path, dialect: str):
+    expected = tripping_history(project_copy)
+    config = project_config(project_copy)
+    script = load_script(config)
+    report = deploy_lint.lint(config, deploy_lint.revisions_in(script, f"{HEAD}:heads"), dialect, script)
+    assert report.revisions == ["t1", "t2", "t3"]
+    assert not report.problems and not report.notes, report.text()
+    for revision in ("t1", "t2", "t3"):
+        want = {line: expected_for(rules, dialect) for line, rules in expected[revision]}
+        want = {line: rules for line, rules in want.items() if rules}
+        assert findings_by_line(report, revision) == want, (revision, report.text())
+    named = {finding.rule for finding in report.findings}
+    applicable = {code for code, rule in deploy_lint.RULES.items() if rule.applies_to(dialect)}
+    assert named == applicable  # every rule that applies here was tripped, through operations and SQL
+    for finding in report.findings:  # one line each, saying what it does and the safe way
+        assert "\n" not in finding.text() and "Safe: " in finding.message
+
+
+ACKNOWLEDGING = """# deploy-ok: add-column-not-null -- probe_a is empty until the next release
+op.add_column("probe_a", sa.Column("c", sa.Integer(), nullable=False))
+op.drop_column("probe_a", "n")  # deploy-ok: drop-column -- no released version reads n
+# deploy-ok: add-index, drop-index -- probe_a takes no writes
+with op.batch_alter_table("probe_a") as batch:
+    batch.create_index("ix_probe_a_s", ["s"])
+    batch.drop_index("ix_probe_a_x")
+# deploy-ok: drop-table
+op.drop_table("probe_p")
+op.drop_column("probe_a", "old")  # deploy-ok: drop-colum -- a typo
+op.drop_column("probe_a", "s")"""
+
+
+def test_an_acknowledged_finding_is_kept_with_its_reason_and_a_bad_acknowledgement_is_a_problem(project_copy):
+    (project_copy / "migrations" / "versions" / "probe_t1.py").write_text(revision_source("t1", HEAD, TABLES))
+    source = revision_source("t2", "t1", ACKNOWLEDGING)
+    (project_copy / "migrations" / "versions" / "probe_t2.py").write_text(source)
+    config = project_config(project_copy)
+    script = load_script(config)
+    report = deploy_lint.lint(config, deploy_lint.revisions_in(script, "t1:t2"), "postgresql", script)
+    reasons = {finding.operation: finding.acknowledged for finding in report.findings}
+    assert reasons == {
+        "add_column probe_a.c": "probe_a is empty until the next release",  # the line above
+        "drop_column probe_a.n": "no released version reads n",  # on its line
+        "create_index ix_probe_a_s on probe_a (s)": "probe_a takes no writes",  # above the with that holds it
+        "drop_index ix_probe_a_x on probe_a": "probe_a takes no writes",
+        "drop_table probe_p": None,  # no reason: not acknowledged
+        "drop_column probe_a.old": None,  # no such rule
+        "drop_column probe_a.s": None,  # a comment two statements up covers nothing here
+    }
+    assert len(report.problems) == 2 and all("probe_t2.py:" in problem for problem in report.problems)
+    assert any("without a reason" in problem for problem in report.problems)
+    assert any("names no rule: drop-colum" in problem for problem in report.problems)
+
+
+def test_the_command_lints_what_the_database_has_not_applied_and_the_suite_fails_on_what_is_open(
+    project_copy, new_database, server, dialect
+):
+    (project_copy / "migrations" / "versions" / "probe_t1.py").write_text(revision_source("t1", HEAD, TABLES))
+    t2 = revision_source(
+        "t2", "t1", 'op.drop_column("probe_a", "old")', 'op.add_column("probe_a", sa.Column("old", sa.Integer()))'
+    )
+    (project_copy / "migrations" / "versions" / "probe_t2.py").write_text(t2)
+    url = new_database()
+    assert run_in_project(url, "-m", "alembic", "upgrade", "t1", cwd=project_copy).returncode == 0
+    result = run_in_project(url, "-m", "migrations.cli", "lint", cwd=project_copy)
+    assert result.returncode != 0, result.stdout + result.stderr
+    first, summary, failed = result.stdout.splitlines()  # nothing else
+    assert first.startswith("migrations/versions/probe_t2.py:") and " t2 drop-column " in first
+    assert summary.startswith("1 finding in 1 revision for ")
+    assert failed == "FAILED: 1 deploy finding not acknowledged (listed above)"
+    shown = run_in_project(url, "-m", "migrations.cli", "lint", "base:heads", "--format", "json", cwd=project_copy)
+    data = json.loads(shown.stdout)
+    assert [finding["rule"] for finding in data["findings"]] == (["add-index"] if dialect == "postgresql" else []) + [
+        "drop-column"
+    ]  # the example history's acknowledged index, and t2's
+    # The baked suite fails on it, naming it, until the baseline says t2 is deployed everywhere.
+    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    failed = suite_test(project_copy, server)
+    assert failed.returncode == 1 and "t2 drop-column [" in failed.stdout, failed.stdout
+    ini = project_copy / "alembic.ini"
+    ini.write_text(ini.read_text().replace("# deploy_lint_baseline = 199028bf9856", "deploy_lint_baseline = t2"))
+    assert run_in_project(url, "-m", "migrations.cli", "lint", cwd=project_copy).returncode == 0
+    passed = suite_test(project_copy, server)
+    assert passed.returncode == 0, passed.stdout
+
+
+def suite_test(project: Path, server) -> subprocess.CompletedProcess[str]:
+    """The baked suite's deploy test alone, run in ``project`` as a user runs it."""
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/test_migrations.py",
+        "-k",
+        "safe_to_deploy",
+        "-p",
+        "no:cacheprovider",
+    ]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)

@@ -1,0 +1,735 @@
+"""Safe deploys: what each revision will do to a live database, said before production sees it.
+
+A correct revision can still stop an application: ``op.create_index`` on a big PostgreSQL
+table blocks every write while the index builds; ``op.alter_column(type_=...)`` rewrites the
+table under a lock that blocks reads too; a dropped or renamed column breaks the version of
+the application that is still serving while the new one rolls out. This lint reads each
+revision's operations (and the SQL of ``op.execute`` where it can be read) and names, one line
+each, what would hurt on a live database, and the safe way to write it::
+
+    python -m migrations.cli lint                  # the revisions not yet applied to the database
+    python -m migrations.cli lint base:head        # a range; --dialect postgresql|mariadb|sqlite
+    python -m migrations.cli lint --format json    # for tools
+
+How: each revision's ``upgrade()`` runs in Alembic's offline mode (as ``alembic upgrade --sql``
+does, nothing connects; data steps on) with every operation it invokes recorded, with its line.
+A revision that cannot run offline (it reads rows through ``op.get_bind()``) is linted up to
+that point, and the line says so.
+
+What each rule says a statement does to a live table (its lock, whether it blocks reads or
+writes, whether it rewrites the table, whether its time grows with the table's rows, whether
+it fails on a table with rows) was measured on PostgreSQL and MariaDB, with a second
+connection reading and writing while it ran: the template's tests measure it again on every
+run (``tests/proofs/test_deploy_lint.py``) and fail where a rule says otherwise. On SQLite a
+migration holds the database's write lock for its whole run, whatever it does: only the rules
+about the running version and about failing on rows are reported there.
+
+Acknowledge a finding where it is, with a reason, on the operation's line or in the comment
+lines just above its statement (above a ``with`` or a ``def``, it covers what they hold)::
+
+    # deploy-ok: add-index -- customer has 40 rows and takes no writes at deploy time
+    op.create_index("ix_customer_email", "customer", ["email"])
+
+The migration suite (tests/test_migrations.py) fails on findings not acknowledged in the
+revisions after ``deploy_lint_baseline`` (alembic.ini or [tool.alembic]; unset: every one), so
+that an old history is not a wall of red: set it to the last revision already deployed.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import sys
+import tokenize
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.operations import Operations, ops
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+
+DIALECTS = ("postgresql", "mariadb", "sqlite")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a statement does to a live table while it runs (and, on PostgreSQL, until the
+    migration's transaction commits: a lock is held to the end of the transaction)."""
+
+    lock: str  # PostgreSQL: the lock mode on the table; MariaDB: the ALTER's algorithm
+    blocks_reads: bool
+    blocks_writes: bool
+    rewrites: bool = False  # the whole table is copied
+    grows: bool = False  # its time grows with the table's rows (a rewrite, a scan, an index build)
+
+    def describe(self) -> str:
+        blocked = [name for name, yes in (("reads", self.blocks_reads), ("writes", self.blocks_writes)) if yes]
+        what = f"blocks {' and '.join(blocked)}" if blocked else "blocks neither reads nor writes"
+        if blocked and not self.blocks_reads:
+            what += " (not reads)"
+        if self.rewrites:
+            how_long = "while it rewrites the table (time grows with its rows)"
+        elif self.grows:
+            how_long = "for a time that grows with the table's rows"
+        else:
+            how_long = "briefly, but queued behind every running query on the table, and everything queues behind it"
+        if not blocked:
+            how_long = "(its time grows with the table's rows)" if self.grows else ""
+        taken = f"runs as {self.lock}" if self.lock.startswith("ALGORITHM") else f"takes a {self.lock} lock"
+        return f"{taken}: {what} {how_long}".rstrip()
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    effects: Mapping[str, Effect] = field(default_factory=dict)  # where the live effect is the harm
+    fails_with_rows: frozenset[str] = frozenset()  # dialects where the statement fails on a table with rows
+    breaks: str | None = None  # how the version still serving breaks (every dialect)
+    safe: Mapping[str, str] = field(default_factory=dict)  # per dialect, "*" for the rest
+
+    def applies_to(self, dialect: str) -> bool:
+        return dialect in self.effects or dialect in self.fails_with_rows or self.breaks is not None
+
+    def message(self, dialect: str) -> str:
+        parts = []
+        if dialect in self.effects:
+            parts.append(self.effects[dialect].describe())
+        if dialect in self.fails_with_rows:
+            parts.append("fails on a table that has rows")
+        if self.breaks:
+            parts.append(f"breaks the running version: {self.breaks}")
+        safe = self.safe.get(dialect, self.safe.get("*"))
+        return "; ".join(parts) + (f". Safe: {safe}" if safe else "")
+
+
+CONCURRENTLY = "postgresql_concurrently=True inside `with op.get_context().autocommit_block():`"
+EXPAND_CONTRACT = "expand/contract in two releases"
+NOT_VALID = (
+    "postgresql_not_valid=True, then `op.execute('ALTER TABLE <table> VALIDATE CONSTRAINT <name>')` in a later"
+    " revision (SHARE UPDATE EXCLUSIVE: blocks neither reads nor writes)"
+)
+
+RULES: dict[str, Rule] = {
+    rule.code: rule
+    for rule in (
+        Rule(
+            "add-index",
+            "CREATE INDEX on an existing table, not CONCURRENTLY",
+            effects={"postgresql": Effect("SHARE", blocks_reads=False, blocks_writes=True, grows=True)},
+            safe={"postgresql": CONCURRENTLY},
+        ),
+        Rule(
+            "drop-index",
+            "DROP INDEX, not CONCURRENTLY",
+            effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True)},
+            safe={"postgresql": CONCURRENTLY},
+        ),
+        Rule(
+            "add-unique-constraint",
+            "ADD CONSTRAINT ... UNIQUE on an existing table",
+            effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, grows=True)},
+            safe={
+                "postgresql": "CREATE UNIQUE INDEX CONCURRENTLY (op.create_index(..., unique=True, "
+                + CONCURRENTLY
+                + ")), then `op.execute('ALTER TABLE <table> ADD CONSTRAINT <name> UNIQUE USING INDEX <index>')`"
+            },
+        ),
+        Rule(
+            "add-foreign-key",
+            "ADD FOREIGN KEY on an existing table, validated at once",
+            effects={
+                "postgresql": Effect("SHARE ROW EXCLUSIVE", blocks_reads=False, blocks_writes=True, grows=True),
+                "mariadb": Effect("ALGORITHM=COPY", blocks_reads=False, blocks_writes=True, rewrites=True, grows=True),
+            },
+            safe={
+                "postgresql": NOT_VALID,
+                "mariadb": "no online way keeps the check: run it when the table takes no writes, or with"
+                " foreign_key_checks=0 (ALGORITHM=INPLACE, LOCK=NONE; existing rows are then not checked)",
+            },
+        ),
+        Rule(
+            "add-check-constraint",
+            "ADD CONSTRAINT ... CHECK on an existing table, validated at once",
+            effects={
+                "postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, grows=True),
+                "mariadb": Effect("ALGORITHM=COPY", blocks_reads=False, blocks_writes=True, rewrites=True, grows=True),
+            },
+            safe={
+                "postgresql": NOT_VALID,
+                "mariadb": "run it when the table takes no writes (MariaDB has no online way to add a CHECK)",
+            },
+        ),
+        Rule(
+            "add-column-not-null",
+            "ADD COLUMN ... NOT NULL without a server default",
+            fails_with_rows=frozenset({"postgresql", "sqlite"}),
+            breaks="its INSERTs do not name the new column, and fail",
+            safe={
+                "*": "add it with a server_default, or nullable; fill it in a data step; make it NOT NULL in a"
+                " later revision (" + EXPAND_CONTRACT + ")"
+            },
+        ),
+        Rule(
+            "add-column-volatile-default",
+            "ADD COLUMN with a volatile server default (random(), gen_random_uuid(), clock_timestamp(), ...)",
+            effects={
+                "postgresql": Effect(
+                    "ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, rewrites=True, grows=True
+                )
+            },
+            safe={
+                "postgresql": "add the column without the default, then `op.alter_column(..., server_default=...)`"
+                " (new rows only) and fill the old rows in batches in a data step"
+            },
+        ),
+        Rule(
+            "change-type",
+            "ALTER COLUMN ... TYPE",
+            effects={
+                "postgresql": Effect(
+                    "ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, rewrites=True, grows=True
+                ),
+                "mariadb": Effect("ALGORITHM=COPY", blocks_reads=False, blocks_writes=True, rewrites=True, grows=True),
+            },
+            safe={
+                "*": "add a column of the new type, write both, fill it in batches in a data step, switch the"
+                " reads, drop the old one (" + EXPAND_CONTRACT + "); on PostgreSQL, widening a VARCHAR or"
+                " making it TEXT rewrites nothing and is not reported"
+            },
+        ),
+        Rule(
+            "narrow-type",
+            "a column's type made narrower (shorter string, smaller number)",
+            breaks="it may still write values the new type cannot hold",
+            safe={"*": "narrow it only after every running version writes values that fit"},
+        ),
+        Rule(
+            "set-not-null",
+            "ALTER COLUMN ... SET NOT NULL on an existing table",
+            effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, grows=True)},
+            breaks="it may still write NULL there",
+            safe={
+                "postgresql": "op.create_check_constraint(name, table, '<column> IS NOT NULL',"
+                " postgresql_not_valid=True); VALIDATE CONSTRAINT in a later revision; then SET NOT NULL"
+                " (PostgreSQL 12+ sees the valid CHECK and scans nothing) and drop the CHECK",
+                "*": "make it NOT NULL one release after every running version writes a value",
+            },
+        ),
+        Rule(
+            "drop-column",
+            "DROP COLUMN",
+            breaks="it still selects the column (the ORM selects every mapped column)",
+            safe={"*": "remove the column from the models and deploy that first; drop it in a later release"},
+        ),
+        Rule(
+            "rename-column",
+            "a column renamed",
+            breaks="it still uses the old name",
+            safe={
+                "*": "add the new column, write both, fill it, switch the reads, drop the old one ("
+                + EXPAND_CONTRACT
+                + ")"
+            },
+        ),
+        Rule(
+            "drop-table",
+            "DROP TABLE",
+            breaks="it still uses the table",
+            safe={"*": "stop using the table in a release first; drop it in a later one"},
+        ),
+        Rule(
+            "rename-table",
+            "a table renamed",
+            breaks="it still uses the old name",
+            safe={"*": "create the new table beside the old, or a view of the old name, for one release"},
+        ),
+    )
+}
+
+ACKNOWLEDGED = re.compile(r"#\s*deploy-ok:\s*(?P<codes>[\w-]+(?:\s*,\s*[\w-]+)*)\s*(?:--\s*(?P<reason>.*\S))?")
+VOLATILE = re.compile(
+    r"\b(random|gen_random_uuid|uuid_generate_v[14]|uuid_generate_v1mc|clock_timestamp|timeofday|nextval)\s*\(",
+    re.I,
+)
+
+
+@dataclass
+class Finding:
+    path: str
+    line: int
+    revision: str
+    rule: str
+    dialect: str
+    operation: str
+    message: str
+    acknowledged: str | None = None  # the reason given
+
+    def text(self) -> str:
+        return f"{self.path}:{self.line}: {self.revision} {self.rule} [{self.dialect}] {self.operation}: {self.message}"
+
+
+@dataclass
+class Report:
+    dialect: str
+    revisions: list[str]
+    findings: list[Finding]
+    notes: list[str]  # revisions read only in part (what could not run offline)
+    problems: list[str]  # deploy-ok comments that name no rule or give no reason
+
+    @property
+    def open(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.acknowledged is None]
+
+    def text(self) -> str:
+        lines = [finding.text() for finding in self.open] + self.problems + self.notes
+        acknowledged = len(self.findings) - len(self.open)
+        lines.append(
+            f"{len(self.open)} finding{'s' if len(self.open) != 1 else ''} in {len(self.revisions)}"
+            f" revision{'s' if len(self.revisions) != 1 else ''} for {self.dialect}"
+            + (f" ({acknowledged} acknowledged)" if acknowledged else "")
+        )
+        return "\n".join(lines)
+
+    def json(self) -> str:
+        return json.dumps(
+            {
+                "dialect": self.dialect,
+                "revisions": self.revisions,
+                "findings": [asdict(finding) for finding in self.findings],
+                "notes": self.notes,
+                "problems": self.problems,
+            },
+            indent=2,
+        )
+
+
+# -- which dialect, which revisions ------------------------------------------------------------
+
+
+def dialect_of(url: sa.URL | str) -> str:
+    """The rules' dialect for a database URL: MySQL URLs get MariaDB's (the one measured)."""
+    backend = sa.make_url(url).get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        return "mariadb"
+    if backend not in DIALECTS:
+        raise CommandError(f"the deploy lint knows {', '.join(DIALECTS)}, not {backend}")
+    return backend
+
+
+def revisions_in(script: ScriptDirectory, spec: str) -> list[Script]:
+    """The revisions of ``spec`` (``a:b``, ``a:`` or ``:b``; ``a`` excluded), oldest first."""
+    lower, _, upper = spec.partition(":") if ":" in spec else ("base", ":", spec)
+    lower, upper = lower or "base", upper or "heads"
+    try:
+        revisions = list(script.iterate_revisions(upper, lower))
+    except CommandError as error:
+        raise CommandError(f"lint {spec}: {error}") from None
+    return list(reversed(revisions))
+
+
+def after(script: ScriptDirectory, standing: Sequence[str]) -> list[Script]:
+    """The revisions a database standing at ``standing`` (and the baseline) has not applied,
+    oldest first."""
+    applied: set[str] = set()
+    for revision in standing:
+        applied |= {script.revision for script in script.iterate_revisions(revision, "base")}
+    return [revision for revision in reversed(list(script.walk_revisions())) if revision.revision not in applied]
+
+
+def to_lint(config: Config, script: ScriptDirectory, standing: Sequence[str] = ()) -> list[Script]:
+    """The revisions after ``deploy_lint_baseline`` that a database at ``standing`` has not applied."""
+    start = baseline(config)
+    if start is not None:
+        try:
+            script.get_revision(start)
+        except CommandError:
+            raise CommandError(f"deploy_lint_baseline = {start}: no such revision in this history") from None
+    return after(script, [*standing, *([start] if start else [])])
+
+
+def baseline(config: Config) -> str | None:
+    return (config.get_alembic_option("deploy_lint_baseline") or "").strip() or None
+
+
+# -- reading a revision's operations ---------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    operation: ops.MigrateOperation
+    line: int
+    batch_table: str | None = None
+
+
+class _Recording:
+    """An Operations whose ``invoke`` (and each batch's) first writes down the operation and the
+    revision's line it came from, then lets Alembic render it as SQL (offline: nothing runs)."""
+
+    def __init__(self, migration_context, path: str) -> None:
+        self.path = path
+        self.recorded: list[Recorded] = []
+        self.operations = Operations(migration_context)
+        run = self.operations.invoke
+        self.operations.invoke = lambda operation: self._invoke(run, operation)
+        batch_alter_table = self.operations.batch_alter_table
+        self.operations.batch_alter_table = lambda table, *a, **kw: self._batch(batch_alter_table, table, *a, **kw)
+
+    def _line(self) -> int:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self.path:
+                return frame.f_lineno
+            frame = frame.f_back
+        return 0
+
+    def _invoke(self, run, operation, batch_table: str | None = None):
+        self.recorded.append(Recorded(operation, self._line(), batch_table))
+        try:
+            return run(operation)
+        except (NotImplementedError, AttributeError, TypeError, ValueError, KeyError, CommandError):
+            return None  # it could not be rendered offline; what matters is written down
+
+    @contextmanager
+    def _batch(self, batch_alter_table, table_name: str, *args: Any, **kw: Any) -> Iterator[Any]:
+        manager = batch_alter_table(table_name, *args, **kw)
+        batch = manager.__enter__()
+        run = batch.invoke
+        batch.invoke = lambda operation: self._invoke(run, operation, table_name)
+        try:
+            yield batch
+        except BaseException:
+            if not manager.__exit__(*sys.exc_info()):
+                raise
+        else:
+            try:
+                manager.__exit__(None, None, None)
+            except Exception:  # offline, a batch that must copy the table cannot reflect it
+                pass
+
+
+def operations_of(
+    config: Config, script: ScriptDirectory, revision: Script, dialect: str
+) -> tuple[list[Recorded], str]:
+    """The operations ``revision.upgrade()`` invokes for ``dialect``, data steps on, and why it
+    stopped early ("" when it ran to its end)."""
+    sa_dialect = "mysql" if dialect == "mariadb" else dialect
+    attributes = config.attributes
+    had_data = attributes.get("data", None)
+    attributes["data"] = True
+    try:
+        with EnvironmentContext(config, script) as environment:
+            environment.configure(dialect_name=sa_dialect, as_sql=True, output_buffer=io.StringIO())
+            recording = _Recording(environment.get_context(), revision.module.__file__)
+            recording.operations._install_proxy()  # as Operations.context() does: op.* is it now
+            stopped = ""
+            try:
+                revision.module.upgrade()
+            except Exception as error:
+                stopped = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".strip(": ")
+            finally:
+                recording.operations._remove_proxy()
+    finally:
+        if had_data is None:
+            attributes.pop("data", None)
+        else:
+            attributes["data"] = had_data
+    return recording.recorded, stopped
+
+
+# -- the rules --------------------------------------------------------------------------------
+
+
+def _column_names(columns) -> str:
+    return ", ".join(str(getattr(column, "name", column)) for column in columns or ())
+
+
+def _matches(operation, batch_table: str | None, dialect: str, new_tables: set[str]) -> Iterator[tuple[str, str]]:
+    """(rule, operation as said) for each rule the operation falls under."""
+    table = batch_table or getattr(operation, "table_name", None)
+    if isinstance(operation, ops.CreateTableOp):
+        new_tables.add(operation.table_name)
+        return
+    if isinstance(operation, ops.ExecuteSQLOp):
+        yield from _sql_matches(operation.sqltext, dialect, new_tables)
+        return
+    if table in new_tables:
+        return  # made in this revision: empty, and no running version uses it
+    if isinstance(operation, ops.CreateIndexOp):
+        if not operation.kw.get("postgresql_concurrently"):
+            yield "add-index", f"create_index {operation.index_name} on {table} ({_column_names(operation.columns)})"
+    elif isinstance(operation, ops.DropIndexOp):
+        if not operation.kw.get("postgresql_concurrently"):
+            yield "drop-index", f"drop_index {operation.index_name} on {table}"
+    elif isinstance(operation, ops.CreateUniqueConstraintOp):
+        yield "add-unique-constraint", f"create_unique_constraint {operation.constraint_name} on {table}"
+    elif isinstance(operation, ops.CreateForeignKeyOp):
+        source = batch_table or operation.source_table
+        if source not in new_tables and not operation.kw.get("postgresql_not_valid"):
+            yield "add-foreign-key", f"create_foreign_key {operation.constraint_name} on {source}"
+    elif isinstance(operation, ops.CreateCheckConstraintOp):
+        if not operation.kw.get("postgresql_not_valid"):
+            yield "add-check-constraint", f"create_check_constraint {operation.constraint_name} on {table}"
+    elif isinstance(operation, ops.AddColumnOp):
+        column = operation.column
+        said = f"add_column {table}.{column.name}"
+        default = column.server_default
+        generated = column.computed is not None or column.identity is not None or column.autoincrement is True
+        if not column.nullable and default is None and not generated:
+            yield "add-column-not-null", said
+        if default is not None and VOLATILE.search(_default_text(default)):
+            yield "add-column-volatile-default", said
+    elif isinstance(operation, ops.AlterColumnOp):
+        said = f"alter_column {table}.{operation.column_name}"
+        if operation.modify_name:
+            yield "rename-column", f"{said} to {operation.modify_name}"
+        if operation.modify_type is not None:
+            old, new = operation.existing_type, operation.modify_type
+            if not (dialect == "postgresql" and _widens_text(old, new)):
+                yield "change-type", f"{said} type {new!r}" + (f" (was {old!r})" if old is not None else "")
+            if old is not None and _narrows(old, new):
+                yield "narrow-type", f"{said} {old!r} to {new!r}"
+        if operation.modify_nullable is False and operation.existing_nullable is not False:
+            yield "set-not-null", f"{said} nullable=False"
+    elif isinstance(operation, ops.DropColumnOp):
+        yield "drop-column", f"drop_column {table}.{operation.column_name}"
+    elif isinstance(operation, ops.DropTableOp):
+        yield "drop-table", f"drop_table {table}"
+    elif isinstance(operation, ops.RenameTableOp):
+        yield "rename-table", f"rename_table {table} to {operation.new_table_name}"
+
+
+def _default_text(default) -> str:
+    value = getattr(default, "arg", default)
+    return str(getattr(value, "text", value))
+
+
+def _length(type_) -> int | None:
+    return getattr(type_, "length", None)
+
+
+def _widens_text(old, new) -> bool:
+    """PostgreSQL changes these without a rewrite: a longer VARCHAR, or VARCHAR to TEXT."""
+    if not isinstance(old, sa.String) or not isinstance(new, sa.String):
+        return False
+    if isinstance(new, sa.Text) or _length(new) is None:
+        return not isinstance(old, sa.Enum)
+    return _length(old) is not None and _length(new) >= _length(old) and not isinstance(new, sa.Enum)
+
+
+INTEGER_SIZES = ((sa.SmallInteger, 2), (sa.BigInteger, 8), (sa.Integer, 4))
+
+
+def _size(type_) -> int | None:
+    for kind, size in INTEGER_SIZES:
+        if isinstance(type_, kind):
+            return size
+    return None
+
+
+def _narrows(old, new) -> bool:
+    if isinstance(old, sa.String) and isinstance(new, sa.String):
+        before, after_ = _length(old), _length(new)
+        return after_ is not None and (before is None or after_ < before)
+    if _size(old) and _size(new):
+        return _size(new) < _size(old)
+    if isinstance(old, sa.Numeric) and isinstance(new, sa.Numeric):
+        return any(
+            getattr(new, attr) is not None
+            and getattr(old, attr) is not None
+            and getattr(new, attr) < getattr(old, attr)
+            for attr in ("precision", "scale")
+        )
+    return False
+
+
+NAME = r'(?:"[^"]+"|`[^`]+`|[\w.]+)'
+ALTER = rf"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<table>{NAME})"
+NOT_A_COLUMN = r"(?!CONSTRAINT\b|INDEX\b|KEY\b|UNIQUE\b|PRIMARY\b|FOREIGN\b|CHECK\b|DEFAULT\b|NOT\b)"
+SQL_RULES = tuple(
+    (code, re.compile(pattern, re.I | re.S))
+    for code, pattern in (
+        (
+            "add-index",
+            rf"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)(?:IF\s+NOT\s+EXISTS\s+)?{NAME}\s+ON\s+"
+            rf"(?:ONLY\s+)?(?P<table>{NAME})",
+        ),
+        ("drop-index", rf"^DROP\s+INDEX\s+(?!CONCURRENTLY)(?:IF\s+EXISTS\s+)?{NAME}"),
+        ("add-foreign-key", rf"{ALTER}.*\bADD\b.*\bFOREIGN\s+KEY\b(?!.*\bNOT\s+VALID\b)"),
+        ("add-check-constraint", rf"{ALTER}.*\bADD\s+(?:CONSTRAINT\s+{NAME}\s+)?CHECK\b(?!.*\bNOT\s+VALID\b)"),
+        ("add-unique-constraint", rf"{ALTER}.*\bADD\s+(?:CONSTRAINT\s+{NAME}\s+)?UNIQUE\b(?!.*\bUSING\s+INDEX\b)"),
+        ("change-type", rf"{ALTER}.*\bALTER\s+(?:COLUMN\s+)?{NAME}\s+(?:SET\s+DATA\s+)?TYPE\b"),
+        ("set-not-null", rf"{ALTER}.*\bALTER\s+(?:COLUMN\s+)?{NAME}\s+SET\s+NOT\s+NULL\b"),
+        (
+            "add-column-not-null",
+            rf"{ALTER}.*\bADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?{NOT_A_COLUMN}{NAME}\s+"
+            r"(?P<spec>[^,]*)",
+        ),
+        ("drop-column", rf"{ALTER}.*\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?{NOT_A_COLUMN}{NAME}"),
+        ("rename-column", rf"{ALTER}.*\bRENAME\s+(?:COLUMN\s+)?(?!TO\b){NAME}\s+TO\b"),
+        ("rename-table", rf"{ALTER}\s+RENAME\s+TO\b|^RENAME\s+TABLE\s+(?P<table2>{NAME})"),
+        ("drop-table", rf"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<table>{NAME})"),
+    )
+)
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """The statements of a SQL text, split at semicolons outside quotes and dollar quotes."""
+    current, quote, i = [], None, 0
+    while i < len(sql):
+        char = sql[i]
+        if quote:
+            if sql.startswith(quote, i):
+                current.append(quote)
+                i += len(quote)
+                quote = None
+                continue
+        elif char in "'\"`":
+            quote = char
+        elif char == "$":
+            match = re.match(r"\$\w*\$", sql[i:])
+            if match:
+                quote = match.group()
+                current.append(quote)
+                i += len(quote)
+                continue
+        elif char == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end
+            continue
+        elif char == ";":
+            yield "".join(current).strip()
+            current = []
+            i += 1
+            continue
+        current.append(char)
+        i += 1
+    if "".join(current).strip():
+        yield "".join(current).strip()
+
+
+def _bare(name: str | None) -> str | None:
+    return name.strip('"`').split(".")[-1].strip('"`') if name else name
+
+
+def _sql_matches(sqltext, dialect: str, new_tables: set[str]) -> Iterator[tuple[str, str]]:
+    text = str(getattr(sqltext, "text", sqltext))
+    for statement in _statements(text):
+        created = re.match(
+            rf"^CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<table>{NAME})", statement, re.I
+        )
+        if created:
+            new_tables.add(_bare(created["table"]))
+            continue
+        shown = " ".join(statement.split())
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        for code, pattern in SQL_RULES:
+            match = pattern.search(statement)
+            if match and code == "add-column-not-null":
+                spec = match["spec"].upper()
+                if "NOT NULL" not in spec or "DEFAULT" in spec or "GENERATED" in spec:
+                    continue
+            if match:
+                table = _bare(match.groupdict().get("table") or match.groupdict().get("table2"))
+                if table and table in new_tables:
+                    continue
+                yield code, f"execute {shown!r}"
+
+
+# -- acknowledgements -------------------------------------------------------------------------
+
+
+class _Acknowledgements:
+    """The ``# deploy-ok: <rule>[, <rule>] -- <reason>`` comments of one revision file."""
+
+    def __init__(self, path: Path) -> None:
+        source = path.read_text(encoding="utf-8")
+        self.comments: dict[int, re.Match[str]] = {}
+        self.problems: list[str] = []
+        tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+        for token in tokens:
+            if token.type == tokenize.COMMENT:
+                match = ACKNOWLEDGED.search(token.string)
+                if match:
+                    self.comments[token.start[0]] = match
+                    unknown = [code for code in self._codes(match) if code not in RULES]
+                    if unknown:
+                        self.problems.append(f"{path}:{token.start[0]}: deploy-ok names no rule: {', '.join(unknown)}")
+                    if not match["reason"]:
+                        self.problems.append(f"{path}:{token.start[0]}: deploy-ok without a reason (add `-- why`)")
+        self.lines = source.splitlines()
+        self.statements = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.stmt)]
+
+    @staticmethod
+    def _codes(match: re.Match[str]) -> list[str]:
+        return [code.strip() for code in match["codes"].split(",")]
+
+    def reason(self, line: int, rule: str) -> str | None:
+        """The reason given for ``rule`` at ``line``, or None."""
+        holding = [node for node in self.statements if node.lineno <= line <= (node.end_lineno or node.lineno)]
+        candidates = set()
+        for node in holding:
+            above = node.lineno - 1
+            while above >= 1 and self.lines[above - 1].strip().startswith("#"):
+                candidates.add(above)
+                above -= 1
+            if node is min(holding, key=lambda n: (n.end_lineno or n.lineno) - n.lineno):
+                candidates |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        for number in sorted(candidates):
+            match = self.comments.get(number)
+            if match and match["reason"] and rule in self._codes(match):
+                return match["reason"]
+        return None
+
+
+# -- the lint ---------------------------------------------------------------------------------
+
+
+def lint(config: Config, revisions: Sequence[Script], dialect: str, script: ScriptDirectory | None = None) -> Report:
+    """The findings of ``revisions`` (oldest first) for ``dialect``."""
+    script = script or ScriptDirectory.from_config(config)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    problems: list[str] = []
+    for revision in revisions:
+        path = Path(revision.module.__file__)
+        shown = _shown(path)
+        acknowledgements = _Acknowledgements(path)
+        problems += acknowledgements.problems
+        recorded, stopped = operations_of(config, script, revision, dialect)
+        if stopped:
+            notes.append(f"{shown}: {revision.revision} was read only up to its last operation before: {stopped}")
+        new_tables: set[str] = set()
+        for item in recorded:
+            for code, said in _matches(item.operation, item.batch_table, dialect, new_tables):
+                rule = RULES[code]
+                if not rule.applies_to(dialect):
+                    continue
+                findings.append(
+                    Finding(
+                        path=shown,
+                        line=item.line,
+                        revision=revision.revision,
+                        rule=code,
+                        dialect=dialect,
+                        operation=said,
+                        message=rule.message(dialect),
+                        acknowledged=acknowledgements.reason(item.line, code),
+                    )
+                )
+    return Report(dialect, [revision.revision for revision in revisions], findings, notes, problems)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
