@@ -93,16 +93,27 @@ class Rule:
     title: str
     effects: Mapping[str, Effect] = field(default_factory=dict)  # where the live effect is the harm
     fails_with_rows: frozenset[str] = frozenset()  # dialects where the statement fails on a table with rows
+    fails: Mapping[str, str] = field(default_factory=dict)  # dialects where it always fails, and why
     breaks: str | None = None  # how the version still serving breaks (every dialect)
     safe: Mapping[str, str] = field(default_factory=dict)  # per dialect, "*" for the rest
+    asked_only: bool = False  # found only by asking the server (lint(..., ask=URL))
 
     def applies_to(self, dialect: str) -> bool:
-        return dialect in self.effects or dialect in self.fails_with_rows or self.breaks is not None
+        return (
+            dialect in self.effects
+            or dialect in self.fails_with_rows
+            or dialect in self.fails
+            or self.breaks is not None
+        )
 
-    def message(self, dialect: str) -> str:
+    def message(self, dialect: str, effect: Effect | None = None) -> str:
         parts = []
-        if dialect in self.effects:
+        if effect is not None:  # what the server answered
+            parts.append(f"{effect.describe()} (MariaDB's answer, asked on an empty copy)")
+        elif dialect in self.effects:
             parts.append(self.effects[dialect].describe())
+        if dialect in self.fails:
+            parts.append(f"fails: {self.fails[dialect]}")
         if dialect in self.fails_with_rows:
             parts.append("fails on a table that has rows")
         if self.breaks:
@@ -128,6 +139,12 @@ RULES: dict[str, Rule] = {
             safe={"postgresql": CONCURRENTLY},
         ),
         Rule(
+            "concurrently-in-transaction",
+            "CREATE or DROP INDEX CONCURRENTLY inside the migration's transaction",
+            fails={"postgresql": "PostgreSQL refuses CONCURRENTLY inside a transaction block"},
+            safe={"postgresql": "put it inside `with op.get_context().autocommit_block():`"},
+        ),
+        Rule(
             "drop-index",
             "DROP INDEX, not CONCURRENTLY",
             effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True)},
@@ -141,6 +158,16 @@ RULES: dict[str, Rule] = {
                 "postgresql": "CREATE UNIQUE INDEX CONCURRENTLY (op.create_index(..., unique=True, "
                 + CONCURRENTLY
                 + ")), then `op.execute('ALTER TABLE <table> ADD CONSTRAINT <name> UNIQUE USING INDEX <index>')`"
+            },
+        ),
+        Rule(
+            "add-primary-key",
+            "ADD PRIMARY KEY on an existing table",
+            effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, grows=True)},
+            safe={
+                "postgresql": "CREATE UNIQUE INDEX CONCURRENTLY (op.create_index(..., unique=True, "
+                + CONCURRENTLY
+                + ")), then `op.execute('ALTER TABLE <table> ADD CONSTRAINT <name> PRIMARY KEY USING INDEX <index>')`"
             },
         ),
         Rule(
@@ -192,6 +219,19 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "add-generated-column",
+            "ADD COLUMN ... GENERATED ALWAYS AS (...) STORED",
+            effects={
+                "postgresql": Effect(
+                    "ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, rewrites=True, grows=True
+                )
+            },
+            safe={
+                "postgresql": "add a plain nullable column, fill it in batches in a data step, and keep it filled"
+                " from the application or a trigger"
+            },
+        ),
+        Rule(
             "change-type",
             "ALTER COLUMN ... TYPE",
             effects={
@@ -205,6 +245,16 @@ RULES: dict[str, Rule] = {
                 " reads, drop the old one (" + EXPAND_CONTRACT + "); on PostgreSQL, widening a VARCHAR or"
                 " making it TEXT rewrites nothing and is not reported"
             },
+        ),
+        Rule(
+            "blocking-alter",
+            "an ALTER that MariaDB, asked on an empty copy of the table, cannot run with LOCK=NONE",
+            effects={"mariadb": Effect("ALGORITHM=COPY", blocks_reads=False, blocks_writes=True, rewrites=True)},
+            safe={
+                "mariadb": "run it when the table takes no writes, or reach the same schema in steps MariaDB runs"
+                " INSTANT or INPLACE with LOCK=NONE (add a column rather than change one; " + EXPAND_CONTRACT + ")"
+            },
+            asked_only=True,
         ),
         Rule(
             "narrow-type",
@@ -368,20 +418,37 @@ class Recorded:
     operation: ops.MigrateOperation
     line: int
     batch_table: str | None = None
+    sql: str = ""  # what Alembic rendered for it, offline
+    in_autocommit_block: bool = False  # inside op.get_context().autocommit_block()
+    asked: Effect | None = None  # how MariaDB said it would run it (None: not asked)
 
 
 class _Recording:
     """An Operations whose ``invoke`` (and each batch's) first writes down the operation and the
     revision's line it came from, then lets Alembic render it as SQL (offline: nothing runs)."""
 
-    def __init__(self, migration_context, path: str) -> None:
+    def __init__(self, migration_context, path: str, output: io.StringIO) -> None:
         self.path = path
+        self.output = output
         self.recorded: list[Recorded] = []
         self.operations = Operations(migration_context)
         run = self.operations.invoke
         self.operations.invoke = lambda operation: self._invoke(run, operation)
         batch_alter_table = self.operations.batch_alter_table
         self.operations.batch_alter_table = lambda table, *a, **kw: self._batch(batch_alter_table, table, *a, **kw)
+        self.autocommit = 0
+        block = migration_context.autocommit_block
+
+        @contextmanager
+        def autocommit_block() -> Iterator[None]:
+            self.autocommit += 1
+            try:
+                with block():
+                    yield
+            finally:
+                self.autocommit -= 1
+
+        migration_context.autocommit_block = autocommit_block
 
     def _line(self) -> int:
         frame = sys._getframe(1)
@@ -392,11 +459,15 @@ class _Recording:
         return 0
 
     def _invoke(self, run, operation, batch_table: str | None = None):
-        self.recorded.append(Recorded(operation, self._line(), batch_table))
+        recorded = Recorded(operation, self._line(), batch_table, in_autocommit_block=self.autocommit > 0)
+        self.recorded.append(recorded)
+        start = self.output.tell()
         try:
             return run(operation)
         except (NotImplementedError, AttributeError, TypeError, ValueError, KeyError, CommandError):
             return None  # it could not be rendered offline; what matters is written down
+        finally:
+            recorded.sql = self.output.getvalue()[start:]
 
     @contextmanager
     def _batch(self, batch_alter_table, table_name: str, *args: Any, **kw: Any) -> Iterator[Any]:
@@ -427,8 +498,9 @@ def operations_of(
     attributes["data"] = True
     try:
         with EnvironmentContext(config, script) as environment:
-            environment.configure(dialect_name=sa_dialect, as_sql=True, output_buffer=io.StringIO())
-            recording = _Recording(environment.get_context(), revision.module.__file__)
+            output = io.StringIO()
+            environment.configure(dialect_name=sa_dialect, as_sql=True, output_buffer=output)
+            recording = _Recording(environment.get_context(), revision.module.__file__, output)
             recording.operations._install_proxy()  # as Operations.context() does: op.* is it now
             stopped = ""
             try:
@@ -452,23 +524,29 @@ def _column_names(columns) -> str:
     return ", ".join(str(getattr(column, "name", column)) for column in columns or ())
 
 
-def _matches(operation, batch_table: str | None, dialect: str, new_tables: set[str]) -> Iterator[tuple[str, str]]:
+def _matches(
+    operation, batch_table: str | None, dialect: str, new_tables: set[str], in_autocommit_block: bool = False
+) -> Iterator[tuple[str, str]]:
     """(rule, operation as said) for each rule the operation falls under."""
     table = batch_table or getattr(operation, "table_name", None)
     if isinstance(operation, ops.CreateTableOp):
         new_tables.add(operation.table_name)
         return
     if isinstance(operation, ops.ExecuteSQLOp):
-        yield from _sql_matches(operation.sqltext, dialect, new_tables)
+        yield from _sql_matches(operation.sqltext, dialect, new_tables, in_autocommit_block)
         return
     if table in new_tables:
         return  # made in this revision: empty, and no running version uses it
-    if isinstance(operation, ops.CreateIndexOp):
-        if not operation.kw.get("postgresql_concurrently"):
-            yield "add-index", f"create_index {operation.index_name} on {table} ({_column_names(operation.columns)})"
+    if isinstance(operation, (ops.CreateIndexOp, ops.DropIndexOp)) and operation.kw.get("postgresql_concurrently"):
+        if not in_autocommit_block:
+            verb = "create_index" if isinstance(operation, ops.CreateIndexOp) else "drop_index"
+            yield "concurrently-in-transaction", f"{verb} {operation.index_name} on {table}, concurrently"
+    elif isinstance(operation, ops.CreateIndexOp):
+        yield "add-index", f"create_index {operation.index_name} on {table} ({_column_names(operation.columns)})"
     elif isinstance(operation, ops.DropIndexOp):
-        if not operation.kw.get("postgresql_concurrently"):
-            yield "drop-index", f"drop_index {operation.index_name} on {table}"
+        yield "drop-index", f"drop_index {operation.index_name} on {table}"
+    elif isinstance(operation, ops.CreatePrimaryKeyOp):
+        yield "add-primary-key", f"create_primary_key {operation.constraint_name} on {table}"
     elif isinstance(operation, ops.CreateUniqueConstraintOp):
         yield "add-unique-constraint", f"create_unique_constraint {operation.constraint_name} on {table}"
     elif isinstance(operation, ops.CreateForeignKeyOp):
@@ -487,6 +565,12 @@ def _matches(operation, batch_table: str | None, dialect: str, new_tables: set[s
             yield "add-column-not-null", said
         if default is not None and VOLATILE.search(_default_text(default)):
             yield "add-column-volatile-default", said
+        if column.computed is not None and column.computed.persisted is not False:
+            yield "add-generated-column", said
+        if column.unique:
+            yield "add-unique-constraint", f"{said}, unique"
+        if column.foreign_keys:
+            yield "add-foreign-key", f"{said}, with a foreign key"
     elif isinstance(operation, ops.AlterColumnOp):
         said = f"alter_column {table}.{operation.column_name}"
         if operation.modify_name:
@@ -552,6 +636,7 @@ def _narrows(old, new) -> bool:
 
 
 NAME = r'(?:"[^"]+"|`[^`]+`|[\w.]+)'
+CONCURRENT = re.compile(r"^(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+\w+)\s+CONCURRENTLY\b", re.I)
 ALTER = rf"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<table>{NAME})"
 NOT_A_COLUMN = r"(?!CONSTRAINT\b|INDEX\b|KEY\b|UNIQUE\b|PRIMARY\b|FOREIGN\b|CHECK\b|DEFAULT\b|NOT\b)"
 SQL_RULES = tuple(
@@ -620,7 +705,9 @@ def _bare(name: str | None) -> str | None:
     return name.strip('"`').split(".")[-1].strip('"`') if name else name
 
 
-def _sql_matches(sqltext, dialect: str, new_tables: set[str]) -> Iterator[tuple[str, str]]:
+def _sql_matches(
+    sqltext, dialect: str, new_tables: set[str], in_autocommit_block: bool = False
+) -> Iterator[tuple[str, str]]:
     text = str(getattr(sqltext, "text", sqltext))
     for statement in _statements(text):
         created = re.match(
@@ -631,6 +718,9 @@ def _sql_matches(sqltext, dialect: str, new_tables: set[str]) -> Iterator[tuple[
             continue
         shown = " ".join(statement.split())
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        if CONCURRENT.match(statement) and not in_autocommit_block:
+            yield "concurrently-in-transaction", f"execute {shown!r}"
+            continue
         for code, pattern in SQL_RULES:
             match = pattern.search(statement)
             if match and code == "add-column-not-null":
@@ -693,39 +783,158 @@ class _Acknowledgements:
 # -- the lint ---------------------------------------------------------------------------------
 
 
-def lint(config: Config, revisions: Sequence[Script], dialect: str, script: ScriptDirectory | None = None) -> Report:
-    """The findings of ``revisions`` (oldest first) for ``dialect``."""
+def lint(
+    config: Config,
+    revisions: Sequence[Script],
+    dialect: str,
+    script: ScriptDirectory | None = None,
+    ask: sa.URL | None = None,
+) -> Report:
+    """The findings of ``revisions`` (oldest first) for ``dialect``. ``ask``: on MariaDB, a
+    database URL whose server is asked how it would run each ALTER (``ask_mariadb``)."""
     script = script or ScriptDirectory.from_config(config)
-    findings: list[Finding] = []
     notes: list[str] = []
     problems: list[str] = []
+    read: list[tuple[Script, Path, _Acknowledgements, list[Recorded]]] = []
     for revision in revisions:
         path = Path(revision.module.__file__)
-        shown = _shown(path)
         acknowledgements = _Acknowledgements(path)
         problems += acknowledgements.problems
         recorded, stopped = operations_of(config, script, revision, dialect)
         if stopped:
-            notes.append(f"{shown}: {revision.revision} was read only up to its last operation before: {stopped}")
+            notes.append(
+                f"{_shown(path)}: {revision.revision} was read only up to its last operation before: {stopped}"
+            )
+        read.append((revision, path, acknowledgements, recorded))
+    if ask is not None and dialect == "mariadb" and read:
+        notes += ask_mariadb(config, [(revision, recorded) for revision, _, _, recorded in read], ask)
+    findings: list[Finding] = []
+    for revision, path, acknowledgements, recorded in read:
         new_tables: set[str] = set()
         for item in recorded:
-            for code, said in _matches(item.operation, item.batch_table, dialect, new_tables):
+            codes = dict(_matches(item.operation, item.batch_table, dialect, new_tables, item.in_autocommit_block))
+            if item.asked is not None:
+                online = not (item.asked.blocks_reads or item.asked.blocks_writes)
+                for code in [code for code in codes if dialect in RULES[code].effects]:
+                    if online and RULES[code].breaks is None and dialect not in RULES[code].fails_with_rows:
+                        del codes[code]  # the server runs it online: no guess stands against its answer
+                if not online and not any(dialect in RULES[code].effects for code in codes):
+                    codes["blocking-alter"] = _said(item)
+            for code, said in codes.items():
                 rule = RULES[code]
                 if not rule.applies_to(dialect):
                     continue
+                asked = item.asked if item.asked is not None and dialect in rule.effects else None
                 findings.append(
                     Finding(
-                        path=shown,
+                        path=_shown(path),
                         line=item.line,
                         revision=revision.revision,
                         rule=code,
                         dialect=dialect,
                         operation=said,
-                        message=rule.message(dialect),
+                        message=rule.message(dialect, asked),
                         acknowledged=acknowledgements.reason(item.line, code),
                     )
                 )
     return Report(dialect, [revision.revision for revision in revisions], findings, notes, problems)
+
+
+def _said(item: Recorded) -> str:
+    sql = " ".join(item.sql.split()).rstrip(";")
+    return f"execute {sql[:77] + '...' if len(sql) > 80 else sql!r}"
+
+
+# -- asking MariaDB ---------------------------------------------------------------------------
+
+# What MariaDB is asked, strictest first: the first clause it accepts on an empty copy of the
+# table is how it would run the statement on the live table (it refuses an ALGORITHM or a LOCK
+# it cannot honour, before touching a row).
+ASKED = (
+    ("ALGORITHM=INSTANT", Effect("ALGORITHM=INSTANT", blocks_reads=False, blocks_writes=False)),
+    ("ALGORITHM=INPLACE, LOCK=NONE", Effect("ALGORITHM=INPLACE", blocks_reads=False, blocks_writes=False, grows=True)),
+    (
+        "ALGORITHM=INPLACE, LOCK=SHARED",
+        Effect("ALGORITHM=INPLACE, LOCK=SHARED", blocks_reads=False, blocks_writes=True, grows=True),
+    ),
+    (
+        "ALGORITHM=COPY, LOCK=SHARED",
+        Effect("ALGORITHM=COPY", blocks_reads=False, blocks_writes=True, rewrites=True, grows=True),
+    ),
+    (
+        "ALGORITHM=COPY, LOCK=EXCLUSIVE",
+        Effect("ALGORITHM=COPY, LOCK=EXCLUSIVE", blocks_reads=True, blocks_writes=True, rewrites=True, grows=True),
+    ),
+)
+ASKABLE = re.compile(
+    r"^(?P<head>ALTER\s+TABLE\s+|CREATE\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+\S+\s+ON\s+"
+    r"|DROP\s+INDEX\s+\S+\s+ON\s+)(?P<table>`[^`]+`|\w+)(?P<rest>(?:\s|\().*)$",
+    re.I | re.S,
+)
+
+
+def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]]], url: sa.URL) -> list[str]:
+    """Set ``asked`` on each recorded ALTER, CREATE INDEX and DROP INDEX of an existing table:
+    how the server would run it. A scratch database beside ``url`` is upgraded to just before
+    the first revision; for each revision, its statements run on empty copies of their tables
+    with each clause of ASKED in turn, then the revision itself runs there. Returns notes (the
+    server could not be asked, or not for every revision)."""
+    from migrations.failures import cannot_connect, describe
+    from migrations.settings import run_on_connection
+    from migrations.squash import scratch_database, upgrade_on
+
+    first = revisions[0][0]
+    parents = [first.down_revision] if isinstance(first.down_revision, str) else list(first.down_revision or ())
+
+    def walk(connection: sa.Connection) -> list[str]:
+        for parent in parents:
+            upgrade_on(config, parent, connection, data=True)
+        for revision, recorded in revisions:
+            copies: dict[str, str] = {}
+            try:
+                for item in recorded:
+                    item.asked = _ask(connection, item.sql, copies)
+            finally:
+                for copy in copies.values():
+                    connection.exec_driver_sql(f"DROP TABLE IF EXISTS `{copy}`")
+            try:
+                upgrade_on(config, revision.revision, connection, data=True)
+            except Exception as error:  # the rest stays with the rules
+                return [
+                    f"MariaDB was asked up to {revision.revision}, which failed on the scratch database: "
+                    f"{describe(error)}"
+                ]
+        return []
+
+    try:
+        with scratch_database(url, "lint") as scratch:
+            return run_on_connection(scratch, walk, cannot_connect)
+    except CommandError as error:
+        return [f"MariaDB was not asked ({error}); its findings are the rules'"]
+
+
+def _ask(connection: sa.Connection, sql: str, copies: dict[str, str]) -> Effect | None:
+    statements = [statement for statement in _statements(sql) if statement]
+    if len(statements) != 1:
+        return None
+    match = ASKABLE.match(statements[0])
+    if match is None:
+        return None
+    table = match["table"].strip("`")
+    if table not in copies:
+        if not connection.dialect.has_table(connection, table):
+            return None  # made in this revision, or not a table of this database
+        copies[table] = f"lint_copy_{len(copies)}_{table}"[:64]
+        connection.exec_driver_sql(f"CREATE TABLE `{copies[table]}` LIKE `{table}`")
+    statement = f"{match['head']}`{copies[table]}`{match['rest']}"
+    for clause, effect in ASKED:
+        joined = f", {clause}" if match["head"].upper().startswith("ALTER") else f" {clause.replace(',', '')}"
+        try:
+            connection.exec_driver_sql(statement + joined)
+        except sa.exc.DBAPIError:
+            continue  # refused: it cannot run that way
+        return effect
+    return None
 
 
 def _shown(path: Path) -> str:

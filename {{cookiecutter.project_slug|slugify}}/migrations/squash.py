@@ -105,12 +105,12 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
 
     url = database_url(config)
     with ExitStack() as scratches:  # the old history's builds stay until the new one is checked
-        first = scratches.enter_context(_scratch(url))
+        first = scratches.enter_context(scratch_database(url))
         built = _run(first, partial(_build, config, head.revision, data=False))
         wanted = [(False, built, first)]
         data_rows: dict[str, list[dict[str, Any]]] = {}
         if any(has_data_steps(revision) for revision in replaced):
-            second = scratches.enter_context(_scratch(url))
+            second = scratches.enter_context(scratch_database(url))
             with_data = _run(second, partial(_build, config, head.revision, data=True))
             for table, rows in with_data.rows.items():
                 more = [row for row in rows if row not in built.rows.get(table, [])]
@@ -122,7 +122,7 @@ def squash(config: Config, target: str, urls: list[URL] | None = None, check: bo
         problems: list[str] = []
         try:
             for data, old, old_url in wanted:
-                with _scratch(url) as scratch:
+                with scratch_database(url) as scratch:
                     try:
                         problems += _run(scratch, partial(_check, config, head.revision, old, old_url, data=data))
                     except Exception as error:  # the new revision does not run: put the old files back
@@ -228,16 +228,16 @@ def _refuse_databases_before(config: Config, head: Script, before: set[str], url
 
 
 @contextmanager
-def _scratch(url: URL) -> Iterator[URL]:
+def scratch_database(url: URL, purpose: str = "squash") -> Iterator[URL]:
     """A new, empty database beside the configured one; dropped afterwards."""
     if url.get_backend_name() == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="squash-") as folder:
-            yield url.set(database=str(Path(folder, "squash.db")))
+        with tempfile.TemporaryDirectory(prefix=f"{purpose}-") as folder:
+            yield url.set(database=str(Path(folder, f"{purpose}.db")))
         return
     from migrations.settings import run_on_connection, server_url
 
     # named after the configured database, so that whose it is shows (and tests can find it)
-    name = f"{url.database[:32]}_squash_{os.getpid()}_{time.monotonic_ns() % 10**6}"
+    name = f"{url.database[:32]}_{purpose}_{os.getpid()}_{time.monotonic_ns() % 10**6}"
 
     def server(statement: str, connection: Connection) -> None:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -248,7 +248,7 @@ def _scratch(url: URL) -> Iterator[URL]:
             run_on_connection(server_url(url), partial(server, "CREATE DATABASE {}"), cannot_connect)
         except DBAPIError as error:  # no right to create databases, ...
             raise CommandError(
-                f"a squash needs a scratch database beside the configured one: {describe(error)}"
+                f"{purpose} needs a scratch database beside the configured one: {describe(error)}"
             ) from None
         yield url.set(database=name)
     finally:  # also after an interrupted CREATE DATABASE
@@ -262,11 +262,11 @@ def _run(url: URL, fn):
 
 
 def _build(config: Config, revision: str, connection: Connection, data: bool) -> Built:
-    _upgrade(config, revision, connection, data)
+    upgrade_on(config, revision, connection, data)
     return _read(config, connection)
 
 
-def _upgrade(config: Config, revision: str, connection: Connection, data: bool) -> None:
+def upgrade_on(config: Config, revision: str, connection: Connection, data: bool) -> None:
     saved = {key: config.attributes.get(key) for key in ("connection", "data", "configure_logger")}
     config.attributes.update(connection=connection, data=data, configure_logger=False)
     quiet = logging.getLogger("alembic")
@@ -289,7 +289,7 @@ def _check(config: Config, revision: str, wanted: Built, old_url: URL, connectio
     """What differs between the old history's build (``wanted``, still at ``old_url``) and
     what the history, squashed now, builds here: the schema as the migration suite compares
     it (PostgreSQL and MariaDB: its one catalog query), and every table's rows."""
-    _upgrade(config, revision, connection, data)
+    upgrade_on(config, revision, connection, data)
     found = Built(wanted.metadata, picture=_picture(connection))
     old_picture, picture = wanted.picture, found.picture
     if found.picture != wanted.picture:
@@ -317,10 +317,10 @@ def _check(config: Config, revision: str, wanted: Built, old_url: URL, connectio
     problems = _differences(wanted, found)
     if not problems and not data:  # the revisions after it still run on what it built
         try:
-            _upgrade(config, "heads", connection, data)
+            upgrade_on(config, "heads", connection, data)
         except Exception as error:
             try:  # and on the old history's build? Then it is not the squash's doing
-                _run(old_url, partial(_upgrade, config, "heads", data=data))
+                _run(old_url, partial(upgrade_on, config, "heads", data=data))
             except Exception:
                 return problems
             problems.append(f"a revision after {revision} fails on the squashed history: {describe(error)}")

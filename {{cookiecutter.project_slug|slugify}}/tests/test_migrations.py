@@ -181,7 +181,9 @@ def test_the_revisions_are_safe_to_deploy(script: ScriptDirectory, environment: 
     acknowledged in its revision with a reason (migrations/deploy_lint.py)."""
     config = project_config(name=environment)
     revisions = to_lint(config, script)
-    report = lint(config, revisions, dialect_of(server), script)
+    dialect = dialect_of(server)
+    # MariaDB is asked how it would run each ALTER, on empty copies in a scratch database
+    report = lint(config, revisions, dialect, script, ask=server if dialect == "mariadb" else None)
     assert not report.open and not report.problems, report.text()
 
 
