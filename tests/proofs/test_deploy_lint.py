@@ -25,12 +25,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from migrations import deploy_lint
 from migrations.testing.fixtures import project_config
 from migrations.testing.stairway import load_script
 from proofs.helpers import PROJECT, run_in_project
 from proofs.test_stairway import HEAD, revision_source
+from proofs.test_walk import run_suite
 
 COLUMNS = 'sa.Column("x", sa.Integer()), sa.Column("s", sa.String(100)), sa.Column("n", sa.Integer())'
 OLD = 'sa.Column("old", sa.Integer())'
@@ -84,7 +86,7 @@ OPERATIONS = [
     ),
     (
         'op.alter_column("probe_a", "n", nullable=False, existing_type=sa.Integer())',
-        {"*": {"set-not-null"}},
+        {"postgresql": {"set-not-null", "writes-null"}, "*": {"writes-null"}},
     ),
     (
         'op.alter_column("probe_a", "old", new_column_name="renamed", existing_type=sa.Integer())',
@@ -129,7 +131,10 @@ STATEMENTS = [
         "ALTER TABLE probe_a ALTER COLUMN n TYPE bigint",
         {"postgresql": {"change-type"}, "mariadb": {"change-type"}},
     ),
-    ("ALTER TABLE probe_a ALTER COLUMN n SET NOT NULL", {"*": {"set-not-null"}}),
+    (
+        "ALTER TABLE probe_a ALTER COLUMN n SET NOT NULL",
+        {"postgresql": {"set-not-null", "writes-null"}, "*": {"writes-null"}},
+    ),
     ("ALTER TABLE probe_a ADD COLUMN f integer NOT NULL", {"*": {"add-column-not-null"}}),
     ("ALTER TABLE probe_a DROP COLUMN f", {"*": {"drop-column"}}),
     ("ALTER TABLE probe_a RENAME COLUMN n TO m", {"*": {"rename-column"}}),
@@ -286,3 +291,181 @@ def suite_test(project: Path, server) -> subprocess.CompletedProcess[str]:
         "no:cacheprovider",
     ]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+
+
+ASKING = """op.alter_column("probe_a", "s", type_=sa.String(120), existing_type=sa.String(100))
+op.alter_column("probe_a", "x", type_=sa.BigInteger(), existing_type=sa.Integer())
+op.create_foreign_key("fk_probe_a_x", "probe_a", "probe_p", ["id"], ["id"])
+op.add_column("probe_a", sa.Column("g", sa.Integer(), sa.Computed("x + 1", persisted=True)))
+op.create_index("ix_probe_a_s", "probe_a", ["s"])
+op.add_column("probe_a", sa.Column("y", sa.Integer()))
+op.add_column("probe_a", sa.Column("z", sa.Integer()))
+op.create_index("ix_probe_a_z", "probe_a", ["z"])"""
+
+
+def test_mariadb_is_asked_how_it_would_run_each_alter_instead_of_guessing(project_copy, server, dialect):
+    if dialect != "mysql":
+        pytest.skip("only MariaDB answers ALGORITHM= and LOCK= for an ALTER before running it")
+    (project_copy / "migrations" / "versions" / "probe_t1.py").write_text(revision_source("t1", HEAD, TABLES))
+    (project_copy / "migrations" / "versions" / "probe_t2.py").write_text(revision_source("t2", "t1", ASKING))
+    config = project_config(project_copy)
+    script = load_script(config)
+    revisions = deploy_lint.revisions_in(script, "t1:t2")
+    guessed = deploy_lint.lint(config, revisions, "mariadb", script)
+    asked = deploy_lint.lint(config, revisions, "mariadb", script, ask=server)
+    assert not asked.notes, asked.notes
+    assert sorted((finding.rule, finding.operation) for finding in guessed.findings) == [
+        ("add-foreign-key", "create_foreign_key fk_probe_a_x on probe_a"),
+        ("change-type", "alter_column probe_a.s type String(length=120) (was String(length=100))"),
+        ("change-type", "alter_column probe_a.x type BigInteger() (was Integer())"),
+    ]
+    # The server: a longer VARCHAR is INSTANT (no finding), a stored generated column needs a
+    # copy (a finding no rule guessed); the type change and the foreign key copy, as guessed.
+    found = {finding.operation: finding for finding in asked.findings}
+    assert sorted(found) == [
+        "alter_column probe_a.x type BigInteger() (was Integer())",
+        "create_foreign_key fk_probe_a_x on probe_a",
+        "execute 'ALTER TABLE probe_a ADD COLUMN g INTEGER GENERATED ALWAYS AS (x + 1) STORED'",
+    ]
+    for finding in found.values():
+        assert "runs as ALGORITHM=COPY: blocks writes (not reads)" in finding.message
+        assert "(MariaDB's answer, asked on an empty copy)" in finding.message
+    assert found[sorted(found)[2]].rule == "blocking-alter"
+    # The index on z, a column added by the same revision, was asked on the copy that has it.
+    assert not any("ix_probe_a_z" in finding.operation for finding in asked.findings)
+    with sa.create_engine(server).connect() as connection:  # no scratch database left
+        names = connection.exec_driver_sql("SHOW DATABASES").scalars().all()
+    assert not [name for name in names if f"_lint_{os.getpid()}_" in name]
+
+
+PK = 'sa.Column("id", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint("id", name="pk_probe_{}")'
+ORDER = 'sa.Column("customer_id", sa.Integer()), sa.Column("total", sa.Integer()), sa.Column("note", sa.String(50))'
+SAFE_TABLES = f"""op.create_table("probe_c", {PK.format("c")})
+op.create_table("probe_o", {PK.format("o")}, {ORDER})"""
+FK = '"fk_probe_o_customer_id_probe_c", "probe_o", "probe_c", ["customer_id"], ["id"]'
+BATCH_FK = '"fk_probe_o_customer_id_probe_c", "probe_c", ["customer_id"], ["id"]'
+CK = 'op.f("ck_probe_o_total_not_null"), "probe_o", "total IS NOT NULL"'
+STATUS = 'op.add_column("probe_o", sa.Column("status", sa.String(20), nullable=False, server_default="new"))'
+NOT_NULL = 'op.alter_column("probe_o", "total", nullable=False, existing_type=sa.Integer())'
+BACK_TO_NULL = 'op.alter_column("probe_o", "total", nullable=True, existing_type=sa.Integer())'
+NOTE = 'op.add_column("probe_o", sa.Column("note", sa.String(50)))'
+WRITES = "# deploy-ok: writes-null -- every running version writes total since the release of s2"
+DROPS = "# deploy-ok: drop-column -- no running version reads note since the release of s2"
+# The expand/contract history each database's safe ways make: (upgrade, downgrade) per revision.
+SAFE_WAYS = {
+    "postgresql": [
+        (
+            "with op.get_context().autocommit_block():\n"
+            '    op.create_index("ix_probe_o_customer_id", "probe_o", ["customer_id"], postgresql_concurrently=True)\n'
+            f"op.create_foreign_key({FK}, postgresql_not_valid=True)\n"
+            f"op.create_check_constraint({CK}, postgresql_not_valid=True)\n{STATUS}",
+            'op.drop_column("probe_o", "status")\n'
+            'op.drop_constraint(op.f("ck_probe_o_total_not_null"), "probe_o", type_="check")\n'
+            'op.drop_constraint("fk_probe_o_customer_id_probe_c", "probe_o", type_="foreignkey")\n'
+            "with op.get_context().autocommit_block():\n"
+            '    op.drop_index("ix_probe_o_customer_id", table_name="probe_o", postgresql_concurrently=True)',
+        ),
+        (
+            'op.execute("ALTER TABLE probe_o VALIDATE CONSTRAINT fk_probe_o_customer_id_probe_c")\n'
+            'op.execute("ALTER TABLE probe_o VALIDATE CONSTRAINT ck_probe_o_total_not_null")',
+            'op.drop_constraint(op.f("ck_probe_o_total_not_null"), "probe_o", type_="check")\n'
+            f"op.create_check_constraint({CK}, postgresql_not_valid=True)\n"
+            'op.drop_constraint("fk_probe_o_customer_id_probe_c", "probe_o", type_="foreignkey")\n'
+            f"op.create_foreign_key({FK}, postgresql_not_valid=True)",
+        ),
+        (
+            f"{WRITES}\n{NOT_NULL}\n"
+            'op.drop_constraint(op.f("ck_probe_o_total_not_null"), "probe_o", type_="check")\n'
+            f'{DROPS}\nop.drop_column("probe_o", "note")',
+            f"{NOTE}\nop.create_check_constraint({CK})\n{BACK_TO_NULL}",
+        ),
+    ],
+    "mysql": [
+        (
+            'op.create_index("ix_probe_o_customer_id", "probe_o", ["customer_id"])\n'
+            'op.execute("SET foreign_key_checks = 0")\n'
+            f"op.create_foreign_key({FK})\n"
+            'op.execute("SET foreign_key_checks = 1")\n'
+            f"{STATUS}",
+            'op.drop_column("probe_o", "status")\n'
+            'op.drop_constraint("fk_probe_o_customer_id_probe_c", "probe_o", type_="foreignkey")\n'
+            'op.drop_index("ix_probe_o_customer_id", table_name="probe_o")',
+        ),
+        (f"{WRITES}\n{NOT_NULL}", BACK_TO_NULL),
+        (f'{DROPS}\nop.drop_column("probe_o", "note")', NOTE),
+    ],
+    "sqlite": [
+        (
+            'op.create_index("ix_probe_o_customer_id", "probe_o", ["customer_id"])\n'
+            'with op.batch_alter_table("probe_o") as batch:\n'
+            f"    batch.create_foreign_key({BATCH_FK})\n"
+            f"{STATUS}",
+            'with op.batch_alter_table("probe_o") as batch:\n'
+            '    batch.drop_column("status")\n'
+            '    batch.drop_constraint("fk_probe_o_customer_id_probe_c", type_="foreignkey")\n'
+            'op.drop_index("ix_probe_o_customer_id", table_name="probe_o")',
+        ),
+        (
+            f'{WRITES}\nwith op.batch_alter_table("probe_o") as batch:\n'
+            '    batch.alter_column("total", nullable=False, existing_type=sa.Integer())',
+            'with op.batch_alter_table("probe_o") as batch:\n'
+            '    batch.alter_column("total", nullable=True, existing_type=sa.Integer())',
+        ),
+        (
+            f'{DROPS}\nwith op.batch_alter_table("probe_o") as batch:\n    batch.drop_column("note")',
+            'with op.batch_alter_table("probe_o") as batch:\n    batch.add_column(sa.Column("note", sa.String(50)))',
+        ),
+    ],
+}
+SAFE_MODELS = """
+
+class ProbeC(Base):
+    __tablename__ = "probe_c"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class ProbeO(Base):
+    __tablename__ = "probe_o"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("probe_c.id"), index=True)
+    total: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), server_default="new")
+"""
+
+
+def test_the_safe_ways_it_recommends_pass_the_migration_suite_and_the_lint(project_copy, server, dialect, tmp_path):
+    """An expand/contract history written the way the lint recommends on this database (what
+    stays is acknowledged with its reason): the whole baked suite passes, the deploy test too."""
+    versions = project_copy / "migrations" / "versions"
+    (versions / "probe_s1.py").write_text(
+        revision_source("s1", HEAD, SAFE_TABLES, 'op.drop_table("probe_o")\nop.drop_table("probe_c")')
+    )
+    for number, (upgrade, downgrade) in enumerate(SAFE_WAYS[dialect], start=2):
+        source = revision_source(f"s{number}", f"s{number - 1}", upgrade, downgrade)
+        (versions / f"probe_s{number}.py").write_text(source)
+    package = next(project_copy.glob("*/models.py")).parent
+    models = package / "models.py"
+    source = models.read_text().replace(
+        "from sqlalchemy import MetaData, String", "from sqlalchemy import ForeignKey, MetaData, String"
+    )
+    models.write_text(source + SAFE_MODELS)
+    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    outcomes = run_suite(project_copy, server.render_as_string(hide_password=False), tmp_path)
+    assert outcomes and all(failure is None for failure in outcomes.values()), {
+        name: failure for name, failure in outcomes.items() if failure
+    }
+    config = project_config(project_copy)
+    script = load_script(config)
+    report = deploy_lint.lint(
+        config,
+        deploy_lint.revisions_in(script, f"{HEAD}:heads"),
+        deploy_lint.dialect_of(server),
+        script,
+        ask=server if dialect == "mysql" else None,
+    )
+    assert sorted((finding.revision, finding.rule) for finding in report.findings) == sorted(
+        [("s3" if dialect != "postgresql" else "s4", "writes-null"), ("s4", "drop-column")]
+    ), report.text()
+    assert not report.open and not report.notes, report.text()

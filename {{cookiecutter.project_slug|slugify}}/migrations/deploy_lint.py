@@ -266,13 +266,17 @@ RULES: dict[str, Rule] = {
             "set-not-null",
             "ALTER COLUMN ... SET NOT NULL on an existing table",
             effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, grows=True)},
-            breaks="it may still write NULL there",
             safe={
                 "postgresql": "op.create_check_constraint(name, table, '<column> IS NOT NULL',"
-                " postgresql_not_valid=True); VALIDATE CONSTRAINT in a later revision; then SET NOT NULL"
-                " (PostgreSQL 12+ sees the valid CHECK and scans nothing) and drop the CHECK",
-                "*": "make it NOT NULL one release after every running version writes a value",
+                " postgresql_not_valid=True); `VALIDATE CONSTRAINT` in a later revision; then SET NOT NULL"
+                " (PostgreSQL sees the valid CHECK and scans nothing: not reported) and drop the CHECK",
             },
+        ),
+        Rule(
+            "writes-null",
+            "a column made NOT NULL",
+            breaks="it may still write NULL there",
+            safe={"*": "make it NOT NULL one release after every running version writes a value"},
         ),
         Rule(
             "drop-column",
@@ -524,16 +528,43 @@ def _column_names(columns) -> str:
     return ", ".join(str(getattr(column, "name", column)) for column in columns or ())
 
 
+IS_NOT_NULL = re.compile(r'^\(*\s*["`]?(?P<column>\w+)["`]?\s+IS\s+NOT\s+NULL\s*\)*$', re.I)
+
+
+@dataclass
+class _State:
+    """What the revisions linted so far made: tables new in this revision; CHECKs proving a
+    column NOT NULL (PostgreSQL then sets NOT NULL without a scan, once the CHECK is valid)."""
+
+    new_tables: set[str] = field(default_factory=set)
+    checks: dict[str, tuple[str, str, bool]] = field(default_factory=dict)  # name: (table, column, valid)
+
+    def check(self, name: str | None, table: str, condition: str, valid: bool) -> None:
+        match = IS_NOT_NULL.match(condition.strip())
+        if match and name:
+            self.checks[str(name)] = (table, match["column"], valid)
+
+    def validate(self, name: str) -> None:
+        if name in self.checks:
+            table, column, _ = self.checks[name]
+            self.checks[name] = (table, column, True)
+
+    @property
+    def proven_not_null(self) -> set[tuple[str, str]]:
+        return {(table, column) for table, column, valid in self.checks.values() if valid}
+
+
 def _matches(
-    operation, batch_table: str | None, dialect: str, new_tables: set[str], in_autocommit_block: bool = False
+    operation, batch_table: str | None, dialect: str, state: _State, in_autocommit_block: bool = False
 ) -> Iterator[tuple[str, str]]:
     """(rule, operation as said) for each rule the operation falls under."""
+    new_tables = state.new_tables
     table = batch_table or getattr(operation, "table_name", None)
     if isinstance(operation, ops.CreateTableOp):
         new_tables.add(operation.table_name)
         return
     if isinstance(operation, ops.ExecuteSQLOp):
-        yield from _sql_matches(operation.sqltext, dialect, new_tables, in_autocommit_block)
+        yield from _sql_matches(operation.sqltext, dialect, state, in_autocommit_block)
         return
     if table in new_tables:
         return  # made in this revision: empty, and no running version uses it
@@ -554,6 +585,9 @@ def _matches(
         if source not in new_tables and not operation.kw.get("postgresql_not_valid"):
             yield "add-foreign-key", f"create_foreign_key {operation.constraint_name} on {source}"
     elif isinstance(operation, ops.CreateCheckConstraintOp):
+        state.check(
+            operation.constraint_name, table, str(operation.condition), not operation.kw.get("postgresql_not_valid")
+        )
         if not operation.kw.get("postgresql_not_valid"):
             yield "add-check-constraint", f"create_check_constraint {operation.constraint_name} on {table}"
     elif isinstance(operation, ops.AddColumnOp):
@@ -582,7 +616,9 @@ def _matches(
             if old is not None and _narrows(old, new):
                 yield "narrow-type", f"{said} {old!r} to {new!r}"
         if operation.modify_nullable is False and operation.existing_nullable is not False:
-            yield "set-not-null", f"{said} nullable=False"
+            yield "writes-null", f"{said} nullable=False"
+            if (table, operation.column_name) not in state.proven_not_null:
+                yield "set-not-null", f"{said} nullable=False"
     elif isinstance(operation, ops.DropColumnOp):
         yield "drop-column", f"drop_column {table}.{operation.column_name}"
     elif isinstance(operation, ops.DropTableOp):
@@ -652,7 +688,8 @@ SQL_RULES = tuple(
         ("add-check-constraint", rf"{ALTER}.*\bADD\s+(?:CONSTRAINT\s+{NAME}\s+)?CHECK\b(?!.*\bNOT\s+VALID\b)"),
         ("add-unique-constraint", rf"{ALTER}.*\bADD\s+(?:CONSTRAINT\s+{NAME}\s+)?UNIQUE\b(?!.*\bUSING\s+INDEX\b)"),
         ("change-type", rf"{ALTER}.*\bALTER\s+(?:COLUMN\s+)?{NAME}\s+(?:SET\s+DATA\s+)?TYPE\b"),
-        ("set-not-null", rf"{ALTER}.*\bALTER\s+(?:COLUMN\s+)?{NAME}\s+SET\s+NOT\s+NULL\b"),
+        ("set-not-null", rf"{ALTER}.*\bALTER\s+(?:COLUMN\s+)?(?P<column>{NAME})\s+SET\s+NOT\s+NULL\b"),
+        ("writes-null", rf"{ALTER}.*\bALTER\s+(?:COLUMN\s+)?(?P<column>{NAME})\s+SET\s+NOT\s+NULL\b"),
         (
             "add-column-not-null",
             rf"{ALTER}.*\bADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?{NOT_A_COLUMN}{NAME}\s+"
@@ -705,11 +742,20 @@ def _bare(name: str | None) -> str | None:
     return name.strip('"`').split(".")[-1].strip('"`') if name else name
 
 
-def _sql_matches(
-    sqltext, dialect: str, new_tables: set[str], in_autocommit_block: bool = False
-) -> Iterator[tuple[str, str]]:
+def _sql_matches(sqltext, dialect: str, state: _State, in_autocommit_block: bool = False) -> Iterator[tuple[str, str]]:
+    new_tables = state.new_tables
     text = str(getattr(sqltext, "text", sqltext))
     for statement in _statements(text):
+        validated = re.search(rf"\bVALIDATE\s+CONSTRAINT\s+(?P<name>{NAME})", statement, re.I)
+        if validated:
+            state.validate(_bare(validated["name"]))
+        added = re.search(
+            rf"\bADD\s+CONSTRAINT\s+(?P<name>{NAME})\s+CHECK\s*(?P<condition>\(.*\))", statement, re.I | re.S
+        )
+        altered = re.match(ALTER, statement, re.I)
+        if added and altered:
+            valid = "NOT VALID" not in statement.upper()
+            state.check(_bare(added["name"]), _bare(altered["table"]), added["condition"], valid)
         created = re.match(
             rf"^CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<table>{NAME})", statement, re.I
         )
@@ -730,6 +776,9 @@ def _sql_matches(
             if match:
                 table = _bare(match.groupdict().get("table") or match.groupdict().get("table2"))
                 if table and table in new_tables:
+                    continue
+                column = _bare(match.groupdict().get("column"))
+                if code == "set-not-null" and (table, column) in state.proven_not_null:
                     continue
                 yield code, f"execute {shown!r}"
 
@@ -809,10 +858,11 @@ def lint(
     if ask is not None and dialect == "mariadb" and read:
         notes += ask_mariadb(config, [(revision, recorded) for revision, _, _, recorded in read], ask)
     findings: list[Finding] = []
+    state = _State()
     for revision, path, acknowledgements, recorded in read:
-        new_tables: set[str] = set()
+        state.new_tables = set()
         for item in recorded:
-            codes = dict(_matches(item.operation, item.batch_table, dialect, new_tables, item.in_autocommit_block))
+            codes = dict(_matches(item.operation, item.batch_table, dialect, state, item.in_autocommit_block))
             if item.asked is not None:
                 online = not (item.asked.blocks_reads or item.asked.blocks_writes)
                 for code in [code for code in codes if dialect in RULES[code].effects]:
@@ -866,6 +916,7 @@ ASKED = (
         Effect("ALGORITHM=COPY, LOCK=EXCLUSIVE", blocks_reads=True, blocks_writes=True, rewrites=True, grows=True),
     ),
 )
+SESSION_SETTING = re.compile(r"^SET\s+(?:SESSION\s+|@@)?\w+\s*=\s*[^;]*;?$", re.I)
 ASKABLE = re.compile(
     r"^(?P<head>ALTER\s+TABLE\s+|CREATE\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+\S+\s+ON\s+"
     r"|DROP\s+INDEX\s+\S+\s+ON\s+)(?P<table>`[^`]+`|\w+)(?P<rest>(?:\s|\().*)$",
@@ -893,6 +944,9 @@ def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]
             copies: dict[str, str] = {}
             try:
                 for item in recorded:
+                    if SESSION_SETTING.match(item.sql.strip()):  # SET foreign_key_checks = 0, ...: as the revision runs
+                        connection.exec_driver_sql(item.sql.strip().rstrip(";"))
+                        continue
                     item.asked = _ask(connection, item.sql, copies)
             finally:
                 for copy in copies.values():
