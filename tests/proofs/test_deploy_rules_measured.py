@@ -1,0 +1,266 @@
+"""The deploy lint's claims, measured (migrations/deploy_lint.py, proofs/locks.py).
+
+For each rule, the SQL Alembic writes for an example of its operation runs on a real table with
+rows on the server under test, while a second connection reads and writes with a short
+timeout (PostgreSQL: which lock ``pg_locks`` shows). What the rule says it does there (its lock,
+blocked reads and writes, a rewrite, a time that grows with the rows) must be what was
+measured; where the lint stays silent (the safe ways it recommends, an operation that is
+harmless on this database), the measurement must show no harm either. On MariaDB the lint asks
+the server how each ALTER would run, on an empty copy: that answer must agree with the
+measurement too. Failing on a table with rows is tried on every database, SQLite included.
+
+With ``DEPLOY_LINT_TABLE=<file>`` each measurement is appended to that file as a JSON line:
+``benchmarks/deploy_lint_table.py`` makes the README's table of rules x databases from them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import URL, create_engine, text
+from sqlalchemy.pool import NullPool
+
+from migrations import deploy_lint
+from proofs.locks import Measured, measure
+
+TABLE = "CREATE TABLE t (id integer PRIMARY KEY, x integer NOT NULL, s varchar(100), n integer)"
+NO_KEY = "CREATE TABLE t (id integer NOT NULL, x integer NOT NULL)"
+BOTH = ("postgresql", "mariadb")
+
+
+class Case:
+    """An operation as a revision writes it, the table it runs on, and what the lint says of it:
+    ``rule`` (None: the lint says nothing, the operation must do no harm)."""
+
+    def __init__(
+        self,
+        name: str,
+        rule: str | None,
+        operation: Callable[[Operations], object],
+        dialects: tuple[str, ...] = BOTH,
+        setup: tuple[str, ...] = (TABLE,),
+        concurrently: bool = False,
+    ) -> None:
+        self.name, self.rule, self.operation, self.dialects = name, rule, operation, dialects
+        self.setup, self.concurrently = setup, concurrently
+
+
+def _fk(**kw) -> Callable[[Operations], object]:
+    return lambda op: op.create_foreign_key("fk_t_x", "t", "t", ["x"], ["id"], **kw)
+
+
+CASES = [
+    Case("create_index", "add-index", lambda op: op.create_index("ix_t_x", "t", ["x"])),
+    Case(
+        "drop_index",
+        "drop-index",
+        lambda op: op.drop_index("ix_t_x", table_name="t"),
+        setup=(TABLE, "CREATE INDEX ix_t_x ON t (x)"),
+    ),
+    Case(
+        "create_unique_constraint",
+        "add-unique-constraint",
+        lambda op: op.create_unique_constraint("uq_t_x", "t", ["x"]),
+    ),
+    Case(
+        "create_primary_key", "add-primary-key", lambda op: op.create_primary_key("pk_t", "t", ["id"]), setup=(NO_KEY,)
+    ),
+    Case("create_foreign_key", "add-foreign-key", _fk()),
+    Case(
+        "create_check_constraint",
+        "add-check-constraint",
+        lambda op: op.create_check_constraint("ck_t_x", "t", "x >= 0"),
+    ),
+    Case(
+        "add_column with gen_random_uuid()",
+        "add-column-volatile-default",
+        lambda op: op.add_column("t", sa.Column("u", sa.Uuid(), server_default=sa.text("gen_random_uuid()"))),
+        dialects=("postgresql",),
+    ),
+    Case(
+        "add_column, stored generated",
+        "add-generated-column",
+        lambda op: op.add_column("t", sa.Column("g", sa.Integer(), sa.Computed("x + 1", persisted=True))),
+    ),
+    Case(
+        "alter_column integer to bigint",
+        "change-type",
+        lambda op: op.alter_column(
+            "t", "x", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False
+        ),
+    ),
+    Case(
+        "alter_column nullable=False",
+        "set-not-null",
+        lambda op: op.alter_column("t", "n", nullable=False, existing_type=sa.Integer()),
+    ),
+    # What the lint recommends, or lets pass: no harm measured.
+    Case(
+        "create_index concurrently",
+        None,
+        lambda op: op.create_index("ix_t_x", "t", ["x"], postgresql_concurrently=True),
+        dialects=("postgresql",),
+        concurrently=True,
+    ),
+    Case("create_foreign_key NOT VALID", None, _fk(postgresql_not_valid=True), dialects=("postgresql",)),
+    Case(
+        "create_check_constraint NOT VALID",
+        None,
+        lambda op: op.create_check_constraint("ck_t_x", "t", "x >= 0", postgresql_not_valid=True),
+        dialects=("postgresql",),
+    ),
+    Case(
+        "VALIDATE CONSTRAINT",
+        None,
+        lambda op: op.execute("ALTER TABLE t VALIDATE CONSTRAINT ck_t_x"),
+        dialects=("postgresql",),
+        setup=(TABLE, "ALTER TABLE t ADD CONSTRAINT ck_t_x CHECK (x >= 0) NOT VALID"),
+    ),
+    Case(
+        "alter_column nullable=False with a valid CHECK (n IS NOT NULL)",
+        None,
+        lambda op: op.alter_column("t", "n", nullable=False, existing_type=sa.Integer()),
+        dialects=("postgresql",),
+        setup=(TABLE, "ALTER TABLE t ADD CONSTRAINT ck_t_n CHECK (n IS NOT NULL)"),
+    ),
+    Case(
+        "alter_column VARCHAR(100) to VARCHAR(200)",
+        None,
+        lambda op: op.alter_column("t", "s", type_=sa.String(200), existing_type=sa.String(100)),
+        dialects=("postgresql",),
+    ),
+    Case(
+        "add_column with a constant default",
+        None,
+        lambda op: op.add_column("t", sa.Column("c", sa.Integer(), nullable=False, server_default="0")),
+    ),
+]
+LOCKS = {
+    "SHARE": "ShareLock",
+    "SHARE ROW EXCLUSIVE": "ShareRowExclusiveLock",
+    "SHARE UPDATE EXCLUSIVE": "ShareUpdateExclusiveLock",
+    "ACCESS EXCLUSIVE": "AccessExclusiveLock",
+}
+
+
+def rules_dialect(dialect: str) -> str:
+    return "mariadb" if dialect in ("mysql", "mariadb") else dialect
+
+
+def sql_of(case: Case, dialect: str) -> list[str]:
+    """The statements Alembic writes for the case's operation on ``dialect`` (offline)."""
+    output = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="mysql" if dialect == "mariadb" else dialect, opts={"as_sql": True, "output_buffer": output}
+    )
+    case.operation(Operations(context))
+    return list(deploy_lint._statements(output.getvalue()))
+
+
+def record(dialect: str, case: Case, measured: Measured, asked: deploy_lint.Effect | None = None) -> None:
+    path = os.environ.get("DEPLOY_LINT_TABLE")
+    if path:
+        row = {"dialect": dialect, "case": case.name, "rule": case.rule, **measured.__dict__}
+        row["asked"] = asked.lock if asked else None
+        with open(path, "a") as file:
+            file.write(json.dumps(row) + "\n")
+
+
+@pytest.fixture
+def url(dialect: str, request: pytest.FixtureRequest) -> URL:
+    if dialect == "sqlite":
+        pytest.skip("SQLite has one writer at a time and no lock modes: locks are measured on the servers")
+    return request.getfixturevalue("database_url")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_what_each_rule_says_is_what_the_server_does(case: Case, url: URL, dialect: str):
+    dialect = rules_dialect(dialect)
+    if dialect not in case.dialects:
+        pytest.skip(f"not a {dialect} case")
+    statements = sql_of(case, dialect)
+    measured = measure(url, case.setup, statements, "t", transaction=not case.concurrently)
+    asked = ask(url, case, statements) if dialect == "mariadb" else None
+    record(dialect, case, measured, asked)
+    rule = deploy_lint.RULES.get(case.rule) if case.rule else None
+    claim = rule.effects.get(dialect) if rule else None
+    if claim is not None:  # what the rule says, without asking
+        said = (claim.blocks_reads, claim.blocks_writes, claim.rewrites, claim.grows)
+        assert said == (measured.blocks_reads, measured.blocks_writes, measured.rewrites, measured.grows_with_rows), (
+            f"{case.rule} says {claim.describe()}; measured {measured}"
+        )
+        if dialect == "postgresql":
+            assert LOCKS[claim.lock] == measured.lock, measured
+    elif dialect == "postgresql":  # silent: nothing that lasts, nothing rewritten
+        assert not measured.rewrites and (not measured.grows_with_rows or not measured.blocks_writes), measured
+    if asked is not None:  # MariaDB's own answer, which the lint reports instead
+        assert (asked.blocks_reads, asked.blocks_writes) == (measured.blocks_reads, measured.blocks_writes), (
+            f"MariaDB answered {asked.lock}; measured {measured}"
+        )
+        if measured.blocks_writes:
+            assert not asked.lock.startswith("ALGORITHM=INSTANT"), measured
+
+
+def ask(url: URL, case: Case, statements: list[str]) -> deploy_lint.Effect | None:
+    """How the lint's question to MariaDB (an empty copy of the table) says the case would run."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            for statement in case.setup:
+                connection.exec_driver_sql(statement)
+            copies: dict[str, str] = {}
+            (statement,) = statements
+            try:
+                return deploy_lint._ask(connection, statement, copies)
+            finally:
+                for name in [*copies.values(), "t"]:
+                    connection.exec_driver_sql(f"DROP TABLE IF EXISTS `{name}`")
+    finally:
+        engine.dispose()
+
+
+NOT_NULL = Case(
+    "add_column NOT NULL, no default",
+    "add-column-not-null",
+    lambda op: op.add_column("t", sa.Column("c", sa.Integer(), nullable=False)),
+    dialects=("postgresql", "mariadb", "sqlite"),
+)
+CONCURRENTLY = Case(
+    "create_index concurrently in a transaction",
+    "concurrently-in-transaction",
+    lambda op: op.create_index("ix_t_x", "t", ["x"], postgresql_concurrently=True),
+    dialects=("postgresql",),
+)
+
+
+@pytest.mark.parametrize("case", [NOT_NULL, CONCURRENTLY], ids=[NOT_NULL.name, CONCURRENTLY.name])
+def test_what_fails_on_a_table_with_rows_fails(case: Case, database_url: URL, dialect: str):
+    """A rule that says its statement fails (on a table with rows, or always) on a database: it
+    does, in a transaction as a migration runs it; where the rule does not say so, it does not."""
+    dialect = rules_dialect(dialect)
+    if dialect not in case.dialects:
+        pytest.skip(f"not a {dialect} case")
+    rule = deploy_lint.RULES[case.rule]
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(TABLE))
+            connection.execute(text("INSERT INTO t (id, x, s, n) VALUES (1, 1, 'a', 1)"))
+            connection.commit()
+            failed = None
+            try:
+                with connection.begin():
+                    for statement in sql_of(case, dialect):
+                        connection.exec_driver_sql(statement)
+            except sa.exc.DBAPIError as error:
+                failed = error
+            assert (failed is not None) == (dialect in rule.fails_with_rows or dialect in rule.fails), failed
+    finally:
+        engine.dispose()
