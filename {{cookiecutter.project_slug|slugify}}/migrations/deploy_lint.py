@@ -919,7 +919,7 @@ ASKED = (
 SESSION_SETTING = re.compile(r"^SET\s+(?:SESSION\s+|@@)?\w+\s*=\s*[^;]*;?$", re.I)
 ASKABLE = re.compile(
     r"^(?P<head>ALTER\s+TABLE\s+|CREATE\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+\S+\s+ON\s+"
-    r"|DROP\s+INDEX\s+\S+\s+ON\s+)(?P<table>`[^`]+`|\w+)(?P<rest>(?:\s|\().*)$",
+    r"|DROP\s+INDEX\s+\S+\s+ON\s+)(?P<table>`[^`]+`|\w+)(?P<rest>(?:[\s(].*)?)$",
     re.I | re.S,
 )
 
@@ -980,15 +980,30 @@ def _ask(connection: sa.Connection, sql: str, copies: dict[str, str]) -> Effect 
             return None  # made in this revision, or not a table of this database
         copies[table] = f"lint_copy_{len(copies)}_{table}"[:64]
         connection.exec_driver_sql(f"CREATE TABLE `{copies[table]}` LIKE `{table}`")
-    statement = f"{match['head']}`{copies[table]}`{match['rest']}"
+    dropped = re.match(r"^DROP\s+INDEX\s+(?P<name>\S+)\s+ON\s+$", match["head"], re.I)
+    if dropped:  # MariaDB's DROP INDEX takes no ALGORITHM: the same as an ALTER TABLE
+        statement, alter = f"ALTER TABLE `{copies[table]}` DROP INDEX {dropped['name']}{match['rest']}", True
+    else:
+        statement = f"{match['head']}`{copies[table]}`{match['rest']}"
+        alter = match["head"].upper().startswith("ALTER")
     for clause, effect in ASKED:
-        joined = f", {clause}" if match["head"].upper().startswith("ALTER") else f" {clause.replace(',', '')}"
         try:
-            connection.exec_driver_sql(statement + joined)
-        except sa.exc.DBAPIError:
-            continue  # refused: it cannot run that way
+            connection.exec_driver_sql(statement + (f", {clause}" if alter else f" {clause.replace(',', '')}"))
+        except sa.exc.DBAPIError as error:
+            if _error_code(error) in REFUSED:
+                continue  # it cannot run that way
+            return None  # another error: the question was not understood; the rules answer
         return effect
     return None
+
+
+# ER_ALTER_OPERATION_NOT_SUPPORTED, ..._REASON, ER_NOT_SUPPORTED_YET (an INSTANT that cannot be)
+REFUSED = {1845, 1846, 1235}
+
+
+def _error_code(error: sa.exc.DBAPIError) -> int | None:
+    args = getattr(error.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _shown(path: Path) -> str:
