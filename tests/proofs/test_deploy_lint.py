@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -269,8 +270,15 @@ def test_the_command_lints_what_the_database_has_not_applied_and_the_suite_fails
     shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     failed = suite_test(project_copy, server)
     assert failed.returncode == 1 and "t2 drop-column [" in failed.stdout, failed.stdout
-    ini = project_copy / "alembic.ini"
-    ini.write_text(ini.read_text().replace("# deploy_lint_baseline = 199028bf9856", "deploy_lint_baseline = t2"))
+    for name, setting in (
+        ("alembic.ini", "deploy_lint_baseline = t2"),
+        ("pyproject.toml", 'deploy_lint_baseline = "t2"'),
+    ):
+        settings = project_copy / name  # wherever the bake keeps Alembic's settings
+        text = settings.read_text()
+        commented = re.search(r"^# deploy_lint_baseline = .*$", text, re.M)
+        if commented:
+            settings.write_text(text.replace(commented.group(), setting))
     assert run_in_project(url, "-m", "migrations.cli", "lint", cwd=project_copy).returncode == 0
     passed = suite_test(project_copy, server)
     assert passed.returncode == 0, passed.stdout
