@@ -24,7 +24,14 @@ COMBINATIONS = [
     ),
 ]
 # Where each config choice keeps Alembic's settings and ours (alembic.ini keeps the URL either way).
-SETTINGS = ("script_location", "file_template", "prepend_sys_path", "target_metadata", "migration_lock_timeout")
+SETTINGS = (
+    "script_location",
+    "file_template",
+    "prepend_sys_path",
+    "target_metadata",
+    "migration_lock_timeout",
+    "ddl_lock_timeout",
+)
 JINJA_MARKERS = ("{{", "}}", "{%", "%}", "{#", "#}")
 
 
@@ -51,6 +58,7 @@ def test_config_files_parse_and_say_what_was_chosen(bake, options):
     assert wheel["only-include"] == [package, "migrations", "create_db.py"]
     assert ini.get_alembic_option("target_metadata") == options.get("target_metadata", f"{package}.models:metadata")
     assert ini.get_alembic_option("migration_lock_timeout") == "60"
+    assert ini.get_alembic_option("ddl_lock_timeout") == "10"
     in_toml = options.get("config") == "pyproject.toml"
     toml_settings = pyproject["tool"].get("alembic", {})
     for setting in SETTINGS:

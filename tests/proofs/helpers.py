@@ -17,7 +17,7 @@ PROJECT = ALEMBIC_INI.parent
 
 
 # Variables of the test's own environment that would change what a subprocess does.
-OWN_VARIABLES = ("DATABASE_URL", "MIGRATION_LOCK_TIMEOUT", "SLEEP_IN_MIGRATION", "SLEEP_MARKER")
+OWN_VARIABLES = ("DATABASE_URL", "MIGRATION_LOCK_TIMEOUT", "DDL_LOCK_TIMEOUT", "SLEEP_IN_MIGRATION", "SLEEP_MARKER")
 
 
 def environment(database_url: URL | str, **extra: str) -> dict[str, str]:

@@ -114,5 +114,8 @@ def test_the_suite_names_a_data_step_that_changes_the_schema(project_copy, serve
     said = outcomes["test_each_downgrade_undoes_its_upgrade_with_the_data_steps"]
     assert said is not None and "the data steps changed the schema" in said, outcomes
     assert "customer" in said and "nickname" in said and "schema_upgrades()" in said
+    # The deploy lint reads data steps too: a column made NOT NULL breaks a running version that writes NULL.
+    deploy = outcomes.pop("test_the_revisions_are_safe_to_deploy")
+    assert deploy is not None and "d1 writes-null" in deploy, deploy
     others = {name: message for name, message in outcomes.items() if "with_the_data_steps" not in name}
     assert all(message is None for message in others.values()), others

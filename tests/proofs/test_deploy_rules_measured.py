@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Callable
 
 import pytest
@@ -28,7 +29,9 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from migrations import deploy_lint
+from proofs.helpers import run_in_project
 from proofs.locks import Measured, measure
+from proofs.test_stairway import HEAD, revision_source
 
 TABLE = "CREATE TABLE t (id integer PRIMARY KEY, x integer NOT NULL, s varchar(100), n integer)"
 NO_KEY = "CREATE TABLE t (id integer NOT NULL, x integer NOT NULL)"
@@ -263,5 +266,40 @@ def test_what_fails_on_a_table_with_rows_fails(case: Case, database_url: URL, di
             except sa.exc.DBAPIError as error:
                 failed = error
             assert (failed is not None) == (dialect in rule.fails_with_rows or dialect in rule.fails), failed
+    finally:
+        engine.dispose()
+
+
+def test_a_revision_waits_for_a_live_table_at_most_ddl_lock_timeout(project_copy, new_database, dialect):
+    """The lock-timeout rule's safe way, measured: a query running on the table holds the
+    revision's ALTER back; with ``ddl_lock_timeout`` the run gives up after it (instead of
+    waiting, with every query on the table queued behind it), says so in one line, leaves
+    nothing applied (PostgreSQL: the run is one transaction; MariaDB: the ALTER never began),
+    and runs once the table is quiet."""
+    if dialect == "sqlite":
+        pytest.skip("SQLite: a migration waits for the database's write lock, as long as migration_lock_timeout")
+    versions = project_copy / "migrations" / "versions"
+    table = 'op.create_table("probe_q", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("x", sa.Integer()))'
+    (versions / "probe_t1.py").write_text(revision_source("t1", HEAD, table, 'op.drop_table("probe_q")'))
+    added = 'op.add_column("probe_q", sa.Column("y", sa.Integer()))'
+    (versions / "probe_t2.py").write_text(revision_source("t2", "t1", added, 'op.drop_column("probe_q", "y")'))
+    url = new_database()
+    assert run_in_project(url, "-m", "alembic", "upgrade", "t1", cwd=project_copy).returncode == 0
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as reader:
+            reader.execute(text("SELECT * FROM probe_q")).all()  # its transaction stays open: a running report
+            started = time.monotonic()
+            result = run_in_project(url, "-m", "alembic", "upgrade", "head", cwd=project_copy, DDL_LOCK_TIMEOUT="1")
+            waited = time.monotonic() - started
+            reader.rollback()
+        assert result.returncode != 0 and waited < 15, (waited, result.stdout + result.stderr)
+        (last,) = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("FAILED: ")]
+        assert "revision t2 (probe_t2.py) failed" in last and "longer than ddl_lock_timeout allows" in last, last
+        with engine.connect() as connection:
+            assert [column["name"] for column in sa.inspect(connection).get_columns("probe_q")] == ["id", "x"]
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "t1"
+        ran = run_in_project(url, "-m", "alembic", "upgrade", "head", cwd=project_copy, DDL_LOCK_TIMEOUT="1")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
     finally:
         engine.dispose()

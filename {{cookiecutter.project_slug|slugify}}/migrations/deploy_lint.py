@@ -56,6 +56,8 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 
+from migrations.lock import ddl_timeout
+
 DIALECTS = ("postgresql", "mariadb", "sqlite")
 
 
@@ -83,7 +85,8 @@ class Effect:
             how_long = "briefly, but queued behind every running query on the table, and everything queues behind it"
         if not blocked:
             how_long = "(its time grows with the table's rows)" if self.grows else ""
-        taken = f"runs as {self.lock}" if self.lock.startswith("ALGORITHM") else f"takes a {self.lock} lock"
+        article = "an" if self.lock[0] in "AEIOU" else "a"
+        taken = f"runs as {self.lock}" if self.lock.startswith("ALGORITHM") else f"takes {article} {self.lock} lock"
         return f"{taken}: {what} {how_long}".rstrip()
 
 
@@ -94,6 +97,7 @@ class Rule:
     effects: Mapping[str, Effect] = field(default_factory=dict)  # where the live effect is the harm
     fails_with_rows: frozenset[str] = frozenset()  # dialects where the statement fails on a table with rows
     fails: Mapping[str, str] = field(default_factory=dict)  # dialects where it always fails, and why
+    waits: frozenset[str] = frozenset()  # dialects where it waits, with no limit, behind running queries
     breaks: str | None = None  # how the version still serving breaks (every dialect)
     safe: Mapping[str, str] = field(default_factory=dict)  # per dialect, "*" for the rest
     asked_only: bool = False  # found only by asking the server (lint(..., ask=URL))
@@ -103,6 +107,7 @@ class Rule:
             dialect in self.effects
             or dialect in self.fails_with_rows
             or dialect in self.fails
+            or dialect in self.waits
             or self.breaks is not None
         )
 
@@ -114,6 +119,11 @@ class Rule:
             parts.append(self.effects[dialect].describe())
         if dialect in self.fails:
             parts.append(f"fails: {self.fails[dialect]}")
+        if dialect in self.waits:
+            parts.append(
+                "waits without limit for any query running on the table to end, and every query on the table"
+                " waits behind it meanwhile"
+            )
         if dialect in self.fails_with_rows:
             parts.append("fails on a table that has rows")
         if self.breaks:
@@ -137,6 +147,16 @@ RULES: dict[str, Rule] = {
             "CREATE INDEX on an existing table, not CONCURRENTLY",
             effects={"postgresql": Effect("SHARE", blocks_reads=False, blocks_writes=True, grows=True)},
             safe={"postgresql": CONCURRENTLY},
+        ),
+        Rule(
+            "lock-timeout",
+            "DDL on an existing table, run with no lock timeout (ddl_lock_timeout = 0)",
+            waits=frozenset({"postgresql", "mariadb"}),
+            safe={
+                "*": "keep ddl_lock_timeout (default 10 s): env.py then sets lock_timeout (PostgreSQL) or"
+                " lock_wait_timeout (MariaDB) for the run, and a revision that waits longer fails and can be"
+                " run again"
+            },
         ),
         Rule(
             "concurrently-in-transaction",
@@ -277,6 +297,12 @@ RULES: dict[str, Rule] = {
             "a column made NOT NULL",
             breaks="it may still write NULL there",
             safe={"*": "make it NOT NULL one release after every running version writes a value"},
+        ),
+        Rule(
+            "drop-default",
+            "a column's server default dropped",
+            breaks="its INSERTs that leave the column to its default now write NULL there, or fail (NOT NULL)",
+            safe={"*": "drop the default one release after every running version writes the column itself"},
         ),
         Rule(
             "drop-column",
@@ -427,13 +453,34 @@ class Recorded:
     asked: Effect | None = None  # how MariaDB said it would run it (None: not asked)
 
 
+class _Output(io.StringIO):
+    """Alembic's offline output: SQL written outside any operation (``op.get_bind().execute()``,
+    which offline renders its statement) is written down as an ``op.execute`` of it."""
+
+    recording: _Recording | None = None
+
+    def write(self, text: str) -> int:
+        recording = self.recording
+        if recording is not None and not recording.inside:
+            statement = text.strip().rstrip(";").strip()
+            if statement and statement.upper() not in ("BEGIN", "COMMIT"):
+                line = recording._line()
+                if line:  # the revision's own code, not Alembic's bookkeeping
+                    recorded = Recorded(ops.ExecuteSQLOp(statement), line, in_autocommit_block=recording.autocommit > 0)
+                    recorded.sql = text
+                    recording.recorded.append(recorded)
+        return super().write(text)
+
+
 class _Recording:
     """An Operations whose ``invoke`` (and each batch's) first writes down the operation and the
     revision's line it came from, then lets Alembic render it as SQL (offline: nothing runs)."""
 
-    def __init__(self, migration_context, path: str, output: io.StringIO) -> None:
+    def __init__(self, migration_context, path: str, output: _Output) -> None:
         self.path = path
         self.output = output
+        output.recording = self
+        self.inside = 0  # within an operation
         self.recorded: list[Recorded] = []
         self.operations = Operations(migration_context)
         run = self.operations.invoke
@@ -466,11 +513,21 @@ class _Recording:
         recorded = Recorded(operation, self._line(), batch_table, in_autocommit_block=self.autocommit > 0)
         self.recorded.append(recorded)
         start = self.output.tell()
+        self.inside += 1
         try:
             return run(operation)
-        except (NotImplementedError, AttributeError, TypeError, ValueError, KeyError, CommandError):
+        except (
+            NotImplementedError,
+            AttributeError,
+            TypeError,
+            ValueError,
+            KeyError,
+            CommandError,
+            sa.exc.SQLAlchemyError,
+        ):
             return None  # it could not be rendered offline; what matters is written down
         finally:
+            self.inside -= 1
             recorded.sql = self.output.getvalue()[start:]
 
     @contextmanager
@@ -485,10 +542,13 @@ class _Recording:
             if not manager.__exit__(*sys.exc_info()):
                 raise
         else:
+            self.inside += 1  # the batch's operations, written down already, are rendered now
             try:
                 manager.__exit__(None, None, None)
             except Exception:  # offline, a batch that must copy the table cannot reflect it
                 pass
+            finally:
+                self.inside -= 1
 
 
 def operations_of(
@@ -502,7 +562,7 @@ def operations_of(
     attributes["data"] = True
     try:
         with EnvironmentContext(config, script) as environment:
-            output = io.StringIO()
+            output = _Output()
             environment.configure(dialect_name=sa_dialect, as_sql=True, output_buffer=output)
             recording = _Recording(environment.get_context(), revision.module.__file__, output)
             recording.operations._install_proxy()  # as Operations.context() does: op.* is it now
@@ -525,7 +585,8 @@ def operations_of(
 
 
 def _column_names(columns) -> str:
-    return ", ".join(str(getattr(column, "name", column)) for column in columns or ())
+    """Column names, and an expression (a functional index) as SQL."""
+    return ", ".join(getattr(column, "name", None) or str(column) for column in columns or ())
 
 
 IS_NOT_NULL = re.compile(r'^\(*\s*["`]?(?P<column>\w+)["`]?\s+IS\s+NOT\s+NULL\s*\)*$', re.I)
@@ -575,7 +636,7 @@ def _matches(
     elif isinstance(operation, ops.CreateIndexOp):
         yield "add-index", f"create_index {operation.index_name} on {table} ({_column_names(operation.columns)})"
     elif isinstance(operation, ops.DropIndexOp):
-        yield "drop-index", f"drop_index {operation.index_name} on {table}"
+        yield "drop-index", f"drop_index {operation.index_name}" + (f" on {table}" if table else "")
     elif isinstance(operation, ops.CreatePrimaryKeyOp):
         yield "add-primary-key", f"create_primary_key {operation.constraint_name} on {table}"
     elif isinstance(operation, ops.CreateUniqueConstraintOp):
@@ -605,16 +666,21 @@ def _matches(
             yield "add-unique-constraint", f"{said}, unique"
         if column.foreign_keys:
             yield "add-foreign-key", f"{said}, with a foreign key"
+        if any(isinstance(constraint, sa.CheckConstraint) for constraint in column.constraints):
+            yield "add-check-constraint", f"{said}, with a CHECK"
     elif isinstance(operation, ops.AlterColumnOp):
         said = f"alter_column {table}.{operation.column_name}"
         if operation.modify_name:
             yield "rename-column", f"{said} to {operation.modify_name}"
-        if operation.modify_type is not None:
-            old, new = operation.existing_type, operation.modify_type
+        if operation.modify_type is not None:  # a type given as a class (sa.Text) is an instance of it
+            old = sa.types.to_instance(operation.existing_type) if operation.existing_type is not None else None
+            new = sa.types.to_instance(operation.modify_type)
             if not (dialect == "postgresql" and _widens_text(old, new)):
                 yield "change-type", f"{said} type {new!r}" + (f" (was {old!r})" if old is not None else "")
             if old is not None and _narrows(old, new):
                 yield "narrow-type", f"{said} {old!r} to {new!r}"
+        if operation.modify_server_default is None and operation.existing_server_default is not None:
+            yield "drop-default", f"{said} server_default=None"
         if operation.modify_nullable is False and operation.existing_nullable is not False:
             yield "writes-null", f"{said} nullable=False"
             if (table, operation.column_name) not in state.proven_not_null:
@@ -859,9 +925,25 @@ def lint(
         notes += ask_mariadb(config, [(revision, recorded) for revision, _, _, recorded in read], ask)
     findings: list[Finding] = []
     state = _State()
+    waits = RULES["lock-timeout"].applies_to(dialect) and not ddl_timeout(config)
     for revision, path, acknowledgements, recorded in read:
         state.new_tables = set()
+        waited = False
         for item in recorded:
+            if waits and not waited and _on_existing_table(item, state.new_tables):
+                waited = True  # once per revision
+                findings.append(
+                    Finding(
+                        path=_shown(path),
+                        line=item.line,
+                        revision=revision.revision,
+                        rule="lock-timeout",
+                        dialect=dialect,
+                        operation=_operation_name(item),
+                        message=RULES["lock-timeout"].message(dialect),
+                        acknowledged=acknowledgements.reason(item.line, "lock-timeout"),
+                    )
+                )
             codes = dict(_matches(item.operation, item.batch_table, dialect, state, item.in_autocommit_block))
             if item.asked is not None:
                 online = not (item.asked.blocks_reads or item.asked.blocks_writes)
@@ -890,9 +972,60 @@ def lint(
     return Report(dialect, [revision.revision for revision in revisions], findings, notes, problems)
 
 
+TABLE_OPERATIONS = (
+    ops.AddColumnOp,
+    ops.AlterColumnOp,
+    ops.DropColumnOp,
+    ops.CreateIndexOp,
+    ops.DropIndexOp,
+    ops.AddConstraintOp,
+    ops.DropConstraintOp,
+    ops.RenameTableOp,
+    ops.DropTableOp,
+)
+
+
+def _on_existing_table(item: Recorded, new_tables: set[str]) -> bool:
+    """Whether the operation locks a table that was there before its revision."""
+    operation = item.operation
+    if isinstance(operation, ops.ExecuteSQLOp):
+        text = str(getattr(operation.sqltext, "text", operation.sqltext))
+        return any(LOCKING_SQL.match(statement) for statement in _statements(text))
+    if isinstance(operation, ops.CreateTableOp):  # a foreign key locks the table it refers to
+        referred = {
+            element.target_fullname.split(".")[-2]
+            for constraint in operation.to_table().constraints
+            if isinstance(constraint, sa.ForeignKeyConstraint)
+            for element in constraint.elements
+        }
+        return bool(referred - new_tables - {operation.table_name})
+    if isinstance(operation, ops.CreateForeignKeyOp) and operation.referent_table not in new_tables:
+        return True
+    table = item.batch_table or getattr(operation, "table_name", None) or getattr(operation, "source_table", None)
+    return isinstance(operation, TABLE_OPERATIONS) and table is not None and table not in new_tables
+
+
+LOCKING_SQL = re.compile(
+    r"^(?:ALTER\s+TABLE|DROP\s+(?:TABLE|INDEX)|CREATE\s+(?:UNIQUE\s+)?INDEX|RENAME|TRUNCATE|LOCK)\b", re.I
+)
+
+
+def _operation_name(item: Recorded) -> str:
+    operation = item.operation
+    if isinstance(operation, ops.ExecuteSQLOp):
+        return _shown_sql(str(getattr(operation.sqltext, "text", operation.sqltext)))
+    table = item.batch_table or getattr(operation, "table_name", None) or getattr(operation, "source_table", "")
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(operation).__name__.removesuffix("Op")).lower()
+    return f"{name} on {table}"
+
+
+def _shown_sql(sql: str) -> str:
+    shown = " ".join(sql.split()).rstrip(";")
+    return f"execute {shown[:77] + '...' if len(shown) > 80 else shown!r}"
+
+
 def _said(item: Recorded) -> str:
-    sql = " ".join(item.sql.split()).rstrip(";")
-    return f"execute {sql[:77] + '...' if len(sql) > 80 else sql!r}"
+    return _shown_sql(item.sql)
 
 
 # -- asking MariaDB ---------------------------------------------------------------------------

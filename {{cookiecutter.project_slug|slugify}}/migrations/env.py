@@ -29,7 +29,7 @@ from migrations.declared import in_dependency_order
 from migrations.environments import version_table
 from migrations.failures import cannot_connect, migration_failed
 from migrations.irreversible import refuse_irreversible_downgrade
-from migrations.lock import lock_timeout, migration_lock
+from migrations.lock import ddl_lock_timeout, ddl_timeout, lock_timeout, migration_lock
 from migrations.render import render_item
 from migrations.settings import (
     CHAINED_HOOKS,
@@ -218,7 +218,7 @@ def run_migrations(connection: Connection) -> None:
 def run_migrations_locked(connection: Connection, transactional: bool | None) -> None:
     # Concurrent runs (several replicas deploying) wait here: see migrations/lock.py.
     lock = lock_name(connection.dialect.name, TENANT, version_table(config))  # a tenant's own
-    with migration_lock(connection, lock_timeout(config), lock):
+    with migration_lock(connection, lock_timeout(config), lock), ddl_lock_timeout(connection, ddl_timeout(config)):
         callers_transaction = connection.in_transaction()
         context.configure(connection=connection, **configure_options(connection.dialect.name, transactional))
         refuse_irreversible_downgrade(context.get_context())  # before any DDL

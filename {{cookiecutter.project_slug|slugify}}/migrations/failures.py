@@ -75,7 +75,20 @@ def migration_failed(
             "The migrations before it are applied and recorded in the version table; "
             "DDL it ran before failing may remain (this database cannot roll DDL back)."
         )
+    if _waited_too_long(error):
+        left += (
+            " A query on the table held it longer than ddl_lock_timeout allows (see migrations/lock.py):"
+            " run it again when the table is quieter, or raise ddl_lock_timeout."
+        )
     return kind(f"{where} failed: {describe(error)}. {left}")
+
+
+def _waited_too_long(error: Exception) -> bool:
+    """PostgreSQL's lock_timeout (55P03) or MariaDB's lock_wait_timeout (1205) ran out."""
+    original = getattr(error, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    args = getattr(original, "args", ())
+    return code == "55P03" or bool(args and args[0] == 1205)
 
 
 def cannot_connect(error: OperationalError, url: URL) -> CommandError:

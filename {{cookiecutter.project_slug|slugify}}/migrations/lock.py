@@ -19,11 +19,20 @@ queries end their own transaction, unless the caller's transaction was already t
 The wait is ``migration_lock_timeout`` seconds (alembic.ini or pyproject.toml, or the
 ``MIGRATION_LOCK_TIMEOUT`` environment variable); then a one-line error, nothing applied,
 on every database (``gave_up``).
+
+A live table is another wait: DDL on a table that a running query uses waits for it, and
+every query on that table then queues behind the DDL, so one slow report stops the whole
+application. ``ddl_lock_timeout`` seconds (default 10; ``DDL_LOCK_TIMEOUT`` overrides it; 0:
+no limit) bounds that wait, for every statement of the run (``ddl_lock_timeout``):
+PostgreSQL's ``lock_timeout``, MariaDB's ``lock_wait_timeout`` (whole seconds). A revision
+that waits longer fails in one line, as any failed revision does (nothing applied on
+PostgreSQL), and can be run again when the table is quieter.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -32,6 +41,7 @@ from contextlib import contextmanager
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, text
+from sqlalchemy.exc import DBAPIError
 
 DEFAULT_TIMEOUT = 60.0
 POLL_SECONDS = 0.1
@@ -43,6 +53,56 @@ def lock_timeout(config: Config) -> float:
         return float(raw) if raw else DEFAULT_TIMEOUT
     except ValueError:
         raise CommandError(f"migration_lock_timeout = {raw!r}: expected a number of seconds.") from None
+
+
+DEFAULT_DDL_TIMEOUT = 10.0
+
+
+def ddl_timeout(config: Config) -> float:
+    """Seconds a statement of the run may wait for a lock on a table (0: no limit)."""
+    raw = os.environ.get("DDL_LOCK_TIMEOUT") or config.get_alembic_option("ddl_lock_timeout")
+    try:
+        seconds = float(raw) if raw else DEFAULT_DDL_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise CommandError(f"ddl_lock_timeout = {raw!r}: expected a number of seconds (0: no limit).")
+    return seconds
+
+
+@contextmanager
+def ddl_lock_timeout(connection: Connection, seconds: float) -> Iterator[None]:
+    """The run's statements wait at most ``seconds`` for a lock on a table; the session's own
+    setting is put back after (a caller's connection goes on as it was)."""
+    dialect = connection.dialect.name
+    if not seconds or dialect not in ("postgresql", "mysql", "mariadb"):
+        yield
+        return
+    external = connection.in_transaction()
+
+    def run(sql: str):
+        result = connection.exec_driver_sql(sql)
+        value = result.scalar() if result.returns_rows else None
+        if not external:
+            connection.commit()
+        return value
+
+    if dialect == "postgresql":
+        before = run("SHOW lock_timeout")
+        run(f"SET lock_timeout = '{max(1, round(seconds * 1000))}ms'")
+        restore = f"SET lock_timeout = '{before}'"
+    else:
+        before = run("SELECT @@SESSION.lock_wait_timeout")
+        run(f"SET SESSION lock_wait_timeout = {max(1, math.ceil(seconds))}")
+        restore = f"SET SESSION lock_wait_timeout = {before}"
+    try:
+        yield
+    finally:
+        if not (connection.closed or connection.invalidated):
+            try:
+                run(restore)
+            except DBAPIError:  # in a failed transaction of the caller's: its rollback undoes the SET
+                pass
 
 
 class LockTimeout(CommandError):
