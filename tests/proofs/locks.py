@@ -44,7 +44,7 @@ GROWTH_RATIO = 2  # the full table's time is at least this many times the empty 
 GROWTH_SCAN_SHARE = 0.5  # ...and longer by at least this share of a full scan of the table (SELECT count(*))...
 GROWTH_FLOOR = 0.002  # ...and by at least this many seconds, however fast the scan
 SAMPLES = 3  # runs of the statements on the empty table; the shortest counts (runs on the full table: see below)
-RETRIES = 2  # times a concurrent run that gave no verdict is run again, on a bigger table
+RETRIES = 3  # times a concurrent run that gave no verdict is run again, on a bigger table
 POLL = 0.001  # seconds between two looks at what connection A is doing
 # Rows in the full table, by default: enough for a statement that grows with the table to outlast a
 # probe's PROBE_TIMEOUT while it runs (a MariaDB ALGORITHM=COPY of 300,000 narrow rows: ~0.25 s),
