@@ -114,6 +114,18 @@ OPERATIONS = [
     ),
     ('op.get_bind().execute(sa.text("CREATE INDEX ix_bind ON probe_a (x)"))', {"postgresql": {"add-index"}}),
     ('op.drop_index("ix_probe_a_n")', {"postgresql": {"drop-index"}}),
+    (
+        'op.drop_view(ReplaceableObject("probe_v", "SELECT id FROM probe_a"))',
+        {"*": {"drop-object"}},
+    ),
+    (
+        'op.invoke(ReplaceOp(FUNCTION, R("probe_f(a integer)", BODY), R("probe_f(a integer, b integer)", BODY)))',
+        {"postgresql": {"change-signature"}, "mariadb": {"change-signature"}},
+    ),
+    (
+        'op.invoke(ReplaceOp(FUNCTION, R("probe_g(a integer)", BODY), R("probe_g( a INTEGER )", BODY)))',
+        {},  # the same arguments: a new body only
+    ),
     # Safe ways, and tables made in the same revision: nothing to name.
     (
         "with op.get_context().autocommit_block():\n"
@@ -174,7 +186,14 @@ def expected_for(rules: dict[str, set[str]], dialect: str) -> set[str]:
 def tripping_history(project: Path) -> dict[str, list[tuple[int, dict[str, set[str]]]]]:
     """Write the revisions into ``project``; return, per revision, each operation's first line
     in its file and the rules expected there."""
-    by_operation = "\n".join(code for code, _ in OPERATIONS)
+    by_operation = "\n".join(
+        [
+            "from migrations.replaceable import FUNCTION, ReplaceableObject, ReplaceOp",
+            "R = ReplaceableObject",
+            "BODY = 'RETURNS integer AS $$ SELECT 1 $$ LANGUAGE sql'",
+        ]
+        + [code for code, _ in OPERATIONS]
+    )
     by_sql = "\n".join(f"op.execute({sql!r})" for sql, _ in STATEMENTS)
     sources = {
         "t1": revision_source("t1", HEAD, TABLES),
@@ -290,9 +309,10 @@ def test_the_command_lints_what_the_database_has_not_applied_and_the_suite_fails
     assert failed == "FAILED: 1 deploy finding not acknowledged (listed above)"
     shown = run_in_project(url, "-m", "migrations.cli", "lint", "base:heads", "--format", "json", cwd=project_copy)
     data = json.loads(shown.stdout)
-    assert [finding["rule"] for finding in data["findings"]] == (["add-index"] if dialect == "postgresql" else []) + [
-        "drop-column"
-    ]  # the example history's acknowledged index, and t2's
+    # the example history's acknowledged index and procedure (PostgreSQL's has arguments), and t2's
+    example = ["add-index", "change-signature"] if dialect == "postgresql" else []
+    assert [finding["rule"] for finding in data["findings"]] == [*example, "drop-column"]
+    assert [finding["acknowledged"] is None for finding in data["findings"]] == [False] * len(example) + [True]
     # The baked suite fails on it, naming it, until the baseline says t2 is deployed everywhere.
     shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     failed = suite_test(project_copy, server)

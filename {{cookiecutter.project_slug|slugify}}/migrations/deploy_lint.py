@@ -57,6 +57,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 
 from migrations.lock import ddl_timeout
+from migrations.replaceable import FUNCTION, PROCEDURE, ReplaceOp, ReversibleOp
 
 DIALECTS = ("postgresql", "mariadb", "sqlite")
 
@@ -101,8 +102,11 @@ class Rule:
     breaks: str | None = None  # how the version still serving breaks (every dialect)
     safe: Mapping[str, str] = field(default_factory=dict)  # per dialect, "*" for the rest
     asked_only: bool = False  # found only by asking the server (lint(..., ask=URL))
+    only: frozenset[str] | None = None  # the dialects it can happen on (None: every one)
 
     def applies_to(self, dialect: str) -> bool:
+        if self.only is not None and dialect not in self.only:
+            return False
         return (
             dialect in self.effects
             or dialect in self.fails_with_rows
@@ -303,6 +307,21 @@ RULES: dict[str, Rule] = {
             "a column's server default dropped",
             breaks="its INSERTs that leave the column to its default now write NULL there, or fail (NOT NULL)",
             safe={"*": "drop the default one release after every running version writes the column itself"},
+        ),
+        Rule(
+            "change-signature",
+            "a function or procedure replaced by one of other arguments",
+            breaks="it still calls the old one, with its arguments",
+            only=frozenset({"postgresql", "mariadb"}),  # SQLite has no functions
+            safe={
+                "*": "create the new one beside the old (another name or overload); drop the old one a release later"
+            },
+        ),
+        Rule(
+            "drop-object",
+            "a view, function, procedure or trigger dropped",
+            breaks="it may still use it",
+            safe={"*": "stop using it in a release first; drop it in a later one"},
         ),
         Rule(
             "drop-column",
@@ -627,6 +646,9 @@ def _matches(
     if isinstance(operation, ops.ExecuteSQLOp):
         yield from _sql_matches(operation.sqltext, dialect, state, in_autocommit_block)
         return
+    if isinstance(operation, (ReplaceOp, ReversibleOp)):  # the replaceable objects (recipe 4)
+        yield from _object_matches(operation, dialect)
+        return
     if table in new_tables:
         return  # made in this revision: empty, and no running version uses it
     if isinstance(operation, (ops.CreateIndexOp, ops.DropIndexOp)) and operation.kw.get("postgresql_concurrently"):
@@ -691,6 +713,21 @@ def _matches(
         yield "drop-table", f"drop_table {table}"
     elif isinstance(operation, ops.RenameTableOp):
         yield "rename-table", f"rename_table {table} to {operation.new_table_name}"
+
+
+def _object_matches(operation: ReplaceOp | ReversibleOp, dialect: str) -> Iterator[tuple[str, str]]:
+    kind = operation.kind
+    if dialect not in kind.dialects:
+        return
+    if isinstance(operation, ReversibleOp):
+        if not operation.creates:
+            yield "drop-object", f"drop_{kind.label.replace(' ', '_')} {operation.target.name}"
+    elif kind in (FUNCTION, PROCEDURE) and _signature(operation.old.name) != _signature(operation.new.name):
+        yield "change-signature", f"replace_{kind.label} {operation.old.name} by {operation.new.name}"
+
+
+def _signature(name: str) -> str:
+    return re.sub(r"\s+", " ", name.strip().lower()).replace("( ", "(").replace(" )", ")")
 
 
 def _default_text(default) -> str:
@@ -1001,6 +1038,8 @@ def _on_existing_table(item: Recorded, new_tables: set[str]) -> bool:
         return bool(referred - new_tables - {operation.table_name})
     if isinstance(operation, ops.CreateForeignKeyOp) and operation.referent_table not in new_tables:
         return True
+    if isinstance(operation, ReplaceOp) or isinstance(operation, ReversibleOp) and not operation.creates:
+        return True  # a view's or routine's lock (PostgreSQL: ACCESS EXCLUSIVE on a replaced view)
     table = item.batch_table or getattr(operation, "table_name", None) or getattr(operation, "source_table", None)
     return isinstance(operation, TABLE_OPERATIONS) and table is not None and table not in new_tables
 
