@@ -701,6 +701,7 @@ def _matches(
                 yield "change-type", f"{said} type {new!r}" + (f" (was {old!r})" if old is not None else "")
             if old is not None and _narrows(old, new):
                 yield "narrow-type", f"{said} {old!r} to {new!r}"
+        # server_default=None drops it; existing_server_default: None (there was none), False (not said)
         if operation.modify_server_default is None and operation.existing_server_default is not None:
             yield "drop-default", f"{said} server_default=None"
         if operation.modify_nullable is False and operation.existing_nullable is not False:
