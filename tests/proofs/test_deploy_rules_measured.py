@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from migrations import deploy_lint
+from migrations.replaceable import ReplaceableObject
 from proofs.helpers import run_in_project
 from proofs.locks import Measured, measure
 from proofs.test_stairway import HEAD, revision_source
@@ -303,3 +305,182 @@ def test_a_revision_waits_for_a_live_table_at_most_ddl_lock_timeout(project_copy
         assert ran.returncode == 0, ran.stdout + ran.stderr
     finally:
         engine.dispose()
+
+
+# -- The running version: what it did before the revision fails after it ---------------------
+
+FUNCTION_BODY = {
+    "postgresql": "RETURNS integer AS $$ SELECT 1 $$ LANGUAGE sql",
+    "mariadb": "BEGIN SELECT 1; END",
+}
+
+
+def _routine(dialect: str, arguments: str) -> ReplaceableObject:
+    name = "probe_f" if dialect == "postgresql" else "probe_p"
+    return ReplaceableObject(f"{name}({arguments})", FUNCTION_BODY[dialect])
+
+
+def _change_signature(op: Operations, dialect: str) -> None:
+    from migrations.replaceable import FUNCTION, PROCEDURE, ReplaceOp
+
+    kind = FUNCTION if dialect == "postgresql" else PROCEDURE
+    old = "a integer" if dialect == "postgresql" else "IN a integer"
+    new = "a integer, b integer" if dialect == "postgresql" else "IN a integer, IN b integer"
+    op.invoke(ReplaceOp(kind, _routine(dialect, old), _routine(dialect, new)))
+
+
+def _batch(table: str, change: Callable) -> Callable[[Operations, str], None]:
+    def run(op: Operations, dialect: str) -> None:
+        with op.batch_alter_table(table) as batch:
+            change(batch)
+
+    return run
+
+
+# rule: (what the revision does, what the version still serving runs before and after it, and,
+# before both, anything the case needs)
+RUNNING_VERSION = {
+    "add-column-not-null": (
+        _batch("t", lambda batch: batch.add_column(sa.Column("c", sa.Integer(), nullable=False))),
+        "INSERT INTO t (id, x, s, n) VALUES (2, 2, 'b', 2)",
+        ["DELETE FROM t"],  # with rows, PostgreSQL and SQLite refuse the column itself (measured above)
+    ),
+    "narrow-type": (
+        _batch("t", lambda batch: batch.alter_column("s", type_=sa.String(5), existing_type=sa.String(100))),
+        "INSERT INTO t (id, x, s, n) VALUES (2, 2, 'longer than five', 2)",
+        [],
+    ),
+    "writes-null": (
+        _batch("t", lambda batch: batch.alter_column("n", nullable=False, existing_type=sa.Integer())),
+        "INSERT INTO t (id, x, s, n) VALUES (2, 2, 'b', NULL)",
+        [],
+    ),
+    "drop-default": (
+        _batch("t", lambda batch: batch.alter_column("d", server_default=None, existing_type=sa.Integer())),
+        "INSERT INTO t (id, x, s, n) VALUES (2, 2, 'b', 2)",
+        [],
+    ),
+    "drop-column": (_batch("t", lambda batch: batch.drop_column("n")), "SELECT id, n FROM t", []),
+    "rename-column": (
+        _batch("t", lambda batch: batch.alter_column("n", new_column_name="m", existing_type=sa.Integer())),
+        "SELECT id, n FROM t",
+        [],
+    ),
+    "drop-table": (lambda op, dialect: op.drop_table("u"), "SELECT id FROM u", []),
+    "rename-table": (lambda op, dialect: op.rename_table("u", "u2"), "SELECT id FROM u", []),
+    "drop-object": (lambda op, dialect: op.drop_view(ReplaceableObject("v", "")), "SELECT id FROM v", []),
+    "change-signature": (
+        _change_signature,
+        {"postgresql": "SELECT probe_f(1)", "mariadb": "CALL probe_p(1)"},
+        [],
+    ),
+}
+RUNNING_SETUP = [
+    "CREATE TABLE t (id integer PRIMARY KEY, x integer NOT NULL, s varchar(100), n integer,"
+    " d integer NOT NULL DEFAULT 0)",
+    "INSERT INTO t (id, x, s, n) VALUES (1, 1, 'a', 1)",
+    "CREATE TABLE u (id integer PRIMARY KEY)",
+    "CREATE TABLE w (id integer PRIMARY KEY)",
+    "CREATE VIEW v AS SELECT id FROM w",  # not on t: SQLite's batch cannot rename a table a view reads
+]
+
+
+@pytest.mark.parametrize("rule", sorted(RUNNING_VERSION))
+def test_what_the_running_version_does_fails_after_a_rule_says_it_breaks(rule: str, database_url: URL, dialect: str):
+    """Each rule that says the version still serving breaks: a statement of that version runs
+    before the revision and fails after it, on every database the rule is reported on; where a
+    rule is not reported (narrowing a type on SQLite, which does not enforce lengths), it does
+    not fail."""
+    dialect = rules_dialect(dialect)
+    change, statement, prepare = RUNNING_VERSION[rule]
+    statement = statement.get(dialect) if isinstance(statement, dict) else statement
+    reported = deploy_lint.RULES[rule].applies_to(dialect)
+    if statement is None:
+        assert not reported, f"{rule} is reported on {dialect}: give its running version's statement"
+        pytest.skip(f"no {rule} on {dialect}")
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            for setup in [*RUNNING_SETUP, *prepare]:
+                connection.exec_driver_sql(setup)
+            if rule == "change-signature":
+                _create_routine(connection, dialect)
+            connection.commit()
+            before = connection.begin()
+            connection.exec_driver_sql(statement)  # works before the revision (and is undone)
+            before.rollback()
+            with connection.begin():
+                change(Operations(MigrationContext.configure(connection)), dialect)
+            failed = None
+            try:
+                with connection.begin():
+                    connection.exec_driver_sql(statement)
+            except sa.exc.DBAPIError as error:
+                failed = error
+        assert (failed is not None) == reported, f"{rule} on {dialect}: reported {reported}, failed: {failed}"
+    finally:
+        engine.dispose()
+
+
+def _create_routine(connection: sa.Connection, dialect: str) -> None:
+    from migrations.replaceable import FUNCTION, PROCEDURE
+
+    kind, arguments = (FUNCTION, "a integer") if dialect == "postgresql" else (PROCEDURE, "IN a integer")
+    connection.exec_driver_sql(kind.create(_routine(dialect, arguments)))
+
+
+def test_without_a_lock_timeout_ddl_waits_for_a_running_query_and_queues_every_query_behind_it(url: URL, dialect: str):
+    """The lock-timeout rule's claim: a brief ALTER on a table a query is using waits for that
+    query without limit, and meanwhile a plain SELECT of the table (which alone would not wait)
+    waits behind the ALTER."""
+    dialect = rules_dialect(dialect)
+    engine = create_engine(url, poolclass=NullPool)
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE q%'"
+        if dialect == "postgresql"
+        else "SELECT count(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock'"
+        " AND INFO LIKE 'ALTER TABLE q%'"
+    )
+    try:
+        with engine.connect() as setup:
+            setup.exec_driver_sql("CREATE TABLE q (id integer PRIMARY KEY)")
+            setup.commit()
+        report, migration, reader = engine.connect(), engine.connect(), engine.connect()
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (_alter(migration), done.set()), daemon=True)
+        try:
+            report.exec_driver_sql("SELECT * FROM q").all()  # a query still running: its transaction is open
+            thread.start()
+            with engine.connect() as watch:
+                for _ in range(250):
+                    if watch.execute(text(waiting)).scalar():
+                        break
+                    time.sleep(0.02)
+                else:
+                    pytest.fail("the ALTER did not wait for the running query")
+            time.sleep(0.3)
+            assert not done.is_set()  # no limit: still waiting
+            stopped = None
+            try:
+                with reader.begin():
+                    if dialect == "postgresql":
+                        reader.exec_driver_sql("SET LOCAL lock_timeout = '150ms'")
+                        reader.exec_driver_sql("SELECT * FROM q").all()
+                    else:
+                        reader.exec_driver_sql("SET STATEMENT max_statement_time=0.15 FOR SELECT * FROM q").all()
+            except sa.exc.DBAPIError as error:
+                stopped = error
+            assert stopped is not None, "a SELECT did not queue behind the waiting ALTER"
+        finally:
+            report.rollback()  # the running query ends: the ALTER runs
+            thread.join(10)
+            for connection in (reader, report, migration):
+                connection.close()
+        assert done.is_set()
+    finally:
+        engine.dispose()
+
+
+def _alter(connection: sa.Connection) -> None:
+    with connection.begin():
+        connection.exec_driver_sql("ALTER TABLE q ADD COLUMN c integer")

@@ -284,6 +284,7 @@ RULES: dict[str, Rule] = {
             "narrow-type",
             "a column's type made narrower (shorter string, smaller number)",
             breaks="it may still write values the new type cannot hold",
+            only=frozenset({"postgresql", "mariadb"}),  # SQLite enforces no length or size
             safe={"*": "narrow it only after every running version writes values that fit"},
         ),
         Rule(
