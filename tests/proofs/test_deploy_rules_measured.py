@@ -187,31 +187,44 @@ def url(dialect: str, request: pytest.FixtureRequest) -> URL:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_what_each_rule_says_is_what_the_server_does(case: Case, url: URL, dialect: str):
+    """A time-based verdict (does it grow with the rows?) can be thrown by a busy machine: a
+    measurement that disagrees is taken twice more, and the majority stands."""
     dialect = rules_dialect(dialect)
     if dialect not in case.dialects:
         pytest.skip(f"not a {dialect} case")
     statements = sql_of(case, dialect)
-    measured = measure(url, case.setup, statements, "t", transaction=not case.concurrently)
     asked = ask(url, case, statements) if dialect == "mariadb" else None
-    record(dialect, case, measured, asked)
+    if dialect == "mariadb":
+        assert asked is not None, f"the lint did not ask MariaDB about {statements}"
     rule = deploy_lint.RULES.get(case.rule) if case.rule else None
     claim = rule.effects.get(dialect) if rule else None
+    measurements = [measure(url, case.setup, statements, "t", transaction=not case.concurrently)]
+    found = [disagreements(measurements[0], claim, asked, dialect)]
+    if found[0]:  # twice more: the majority stands
+        for _ in range(2):
+            measurements.append(measure(url, case.setup, statements, "t", transaction=not case.concurrently))
+            found.append(disagreements(measurements[-1], claim, asked, dialect))
+    agreeing = [measured for measured, disagreed in zip(measurements, found, strict=True) if not disagreed]
+    assert len(agreeing) * 2 > len(measurements), "; ".join(disagreed for disagreed in found if disagreed)
+    record(dialect, case, agreeing[0], asked)
+
+
+def disagreements(measured: Measured, claim: deploy_lint.Effect | None, asked, dialect: str) -> str:
+    """What in the measurement contradicts the rule's claim (or the lint's silence, or MariaDB's answer)."""
+    found = []
     if claim is not None:  # what the rule says, without asking
         said = (claim.blocks_reads, claim.blocks_writes, claim.rewrites, claim.grows)
-        assert said == (measured.blocks_reads, measured.blocks_writes, measured.rewrites, measured.grows_with_rows), (
-            f"{case.rule} says {claim.describe()}; measured {measured}"
-        )
-        if dialect == "postgresql":
-            assert LOCKS[claim.lock] == measured.lock, measured
-    elif dialect == "postgresql":  # silent: nothing that lasts, nothing rewritten
-        assert not measured.rewrites and (not measured.grows_with_rows or not measured.blocks_writes), measured
-    if dialect == "mariadb":  # MariaDB's own answer, which the lint reports instead
-        assert asked is not None, f"the lint did not ask MariaDB about {statements}"
-        assert (asked.blocks_reads, asked.blocks_writes) == (measured.blocks_reads, measured.blocks_writes), (
-            f"MariaDB answered {asked.lock}; measured {measured}"
-        )
-        if measured.blocks_writes:
-            assert not asked.lock.startswith("ALGORITHM=INSTANT"), measured
+        if said != (measured.blocks_reads, measured.blocks_writes, measured.rewrites, measured.grows_with_rows):
+            found.append(f"the rule says {claim.describe()}; measured {measured}")
+        if dialect == "postgresql" and LOCKS[claim.lock] != measured.lock:
+            found.append(f"the rule says {claim.lock}; measured {measured.lock}")
+    elif dialect == "postgresql":  # silent: nothing rewritten, no lock held for long
+        if measured.rewrites or measured.grows_with_rows and measured.blocks_writes:
+            found.append(f"the lint is silent; measured {measured}")
+    if asked is not None:  # MariaDB's own answer, which the lint reports instead
+        if (asked.blocks_reads, asked.blocks_writes) != (measured.blocks_reads, measured.blocks_writes):
+            found.append(f"MariaDB answered {asked.lock}; measured {measured}")
+    return "; ".join(found)
 
 
 def ask(url: URL, case: Case, statements: list[str]) -> deploy_lint.Effect | None:

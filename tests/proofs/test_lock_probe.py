@@ -10,6 +10,7 @@ test's own database.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import URL, create_engine, text
@@ -109,9 +110,17 @@ def on_pg(dialect: str) -> bool:
     return dialect == "postgresql"
 
 
-def check(measured: Measured, expected: dict[str, object]) -> None:
-    got = {name: getattr(measured, name) for name in expected}
-    assert got == expected, f"measured {measured}"
+def check(measuring: Callable[[], Measured], expected: dict[str, object]) -> None:
+    """A time-based verdict can be thrown by a busy machine: a measurement that disagrees is
+    taken twice more, and the majority stands."""
+    results = [measuring()]
+    if not agrees(results[0], expected):
+        results += [measuring(), measuring()]
+    assert sum(agrees(measured, expected) for measured in results) * 2 > len(results), f"measured {results}"
+
+
+def agrees(measured: Measured, expected: dict[str, object]) -> bool:
+    return {name: getattr(measured, name) for name in expected} == expected
 
 
 @pytest.mark.parametrize(("setup", "statements", "keywords", "expected"), [case[1:] for case in POSTGRESQL],
@@ -119,7 +128,7 @@ def check(measured: Measured, expected: dict[str, object]) -> None:
 def test_postgresql_known_cases(url, dialect, setup, statements, keywords, expected):
     if dialect != "postgresql":
         pytest.skip("a PostgreSQL case")
-    check(measure(url, setup, statements, "t", **keywords), expected)
+    check(lambda: measure(url, setup, statements, "t", **keywords), expected)
 
 
 @pytest.mark.parametrize(("setup", "statements", "keywords", "expected"), [case[1:] for case in MARIADB],
@@ -127,7 +136,7 @@ def test_postgresql_known_cases(url, dialect, setup, statements, keywords, expec
 def test_mariadb_known_cases(url, dialect, setup, statements, keywords, expected):
     if dialect not in ("mysql", "mariadb"):
         pytest.skip("a MariaDB case")
-    check(measure(url, setup, statements, "t", **keywords), expected)
+    check(lambda: measure(url, setup, statements, "t", **keywords), expected)
 
 
 def test_the_generated_fill_copes_with_the_usual_column_types(url, dialect):
@@ -137,9 +146,9 @@ def test_the_generated_fill_copes_with_the_usual_column_types(url, dialect):
         "day date NOT NULL, moment timestamp NOT NULL, amount numeric(12, 2) NOT NULL, note text, "
         "small smallint NOT NULL)"
     )
-    measured = measure(url, [wide], ["ALTER TABLE w ADD COLUMN c integer NULL"], "w", rows=20_000)
     # PostgreSQL: ACCESS EXCLUSIVE until COMMIT; MariaDB: ALGORITHM=INSTANT.
-    check(measured, {"rewrites": False, "grows_with_rows": False, "blocks_writes": on_pg(dialect)})
+    measuring = lambda: measure(url, [wide], ["ALTER TABLE w ADD COLUMN c integer NULL"], "w", rows=20_000)  # noqa: E731
+    check(measuring, {"rewrites": False, "grows_with_rows": False, "blocks_writes": on_pg(dialect)})
 
 
 def test_a_fill_and_a_write_probe_of_ones_own(url, dialect):
@@ -150,8 +159,9 @@ def test_a_fill_and_a_write_probe_of_ones_own(url, dialect):
     else:
         fill = "INSERT INTO t SELECT seq, seq FROM seq_1_to_{rows}"
         statements = ["ALTER TABLE t MODIFY x BIGINT"]
-    measured = measure(url, TABLE, statements, "t", fill=fill, probe_write="UPDATE t SET x = x + 1 WHERE id = 7")
-    check(measured, {"rewrites": True, "grows_with_rows": True, "blocks_writes": True, "blocks_reads": on_pg(dialect)})
+    probe = "UPDATE t SET x = x + 1 WHERE id = 7"
+    measuring = lambda: measure(url, TABLE, statements, "t", fill=fill, probe_write=probe)  # noqa: E731
+    check(measuring, {"rewrites": True, "grows_with_rows": True, "blocks_writes": True, "blocks_reads": on_pg(dialect)})
 
 
 def test_nothing_is_left_behind(url, dialect):
