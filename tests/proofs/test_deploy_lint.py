@@ -395,8 +395,10 @@ def test_mariadb_is_asked_how_it_would_run_each_alter_instead_of_guessing(projec
 
 PK = 'sa.Column("id", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint("id", name="pk_probe_{}")'
 ORDER = 'sa.Column("customer_id", sa.Integer()), sa.Column("total", sa.Integer()), sa.Column("note", sa.String(50))'
+CODE = 'sa.Column("code", sa.String(20))'
 SAFE_TABLES = f"""op.create_table("probe_c", {PK.format("c")})
-op.create_table("probe_o", {PK.format("o")}, {ORDER})"""
+op.create_table("probe_o", {PK.format("o")}, {ORDER}, {CODE})"""
+UNIQUE = "uq_probe_o_code"
 FK = '"fk_probe_o_customer_id_probe_c", "probe_o", "probe_c", ["customer_id"], ["id"]'
 BATCH_FK = '"fk_probe_o_customer_id_probe_c", "probe_c", ["customer_id"], ["id"]'
 CK = 'op.f("ck_probe_o_total_not_null"), "probe_o", "total IS NOT NULL"'
@@ -413,7 +415,11 @@ SAFE_WAYS = {
             "with op.get_context().autocommit_block():\n"
             '    op.create_index("ix_probe_o_customer_id", "probe_o", ["customer_id"], postgresql_concurrently=True)\n'
             f"op.create_foreign_key({FK}, postgresql_not_valid=True)\n"
-            f"op.create_check_constraint({CK}, postgresql_not_valid=True)\n{STATUS}",
+            f"op.create_check_constraint({CK}, postgresql_not_valid=True)\n{STATUS}\n"
+            "with op.get_context().autocommit_block():\n"
+            f'    op.create_index("{UNIQUE}", "probe_o", ["code"], unique=True, postgresql_concurrently=True)\n'
+            f'op.execute("ALTER TABLE probe_o ADD CONSTRAINT {UNIQUE} UNIQUE USING INDEX {UNIQUE}")',
+            f'op.drop_constraint("{UNIQUE}", "probe_o", type_="unique")\n'
             'op.drop_column("probe_o", "status")\n'
             'op.drop_constraint(op.f("ck_probe_o_total_not_null"), "probe_o", type_="check")\n'
             'op.drop_constraint("fk_probe_o_customer_id_probe_c", "probe_o", type_="foreignkey")\n'
@@ -441,7 +447,8 @@ SAFE_WAYS = {
             'op.execute("SET foreign_key_checks = 0")\n'
             f"op.create_foreign_key({FK})\n"
             'op.execute("SET foreign_key_checks = 1")\n'
-            f"{STATUS}",
+            f'{STATUS}\nop.create_unique_constraint("{UNIQUE}", "probe_o", ["code"])',
+            f'op.drop_constraint("{UNIQUE}", "probe_o", type_="unique")\n'
             'op.drop_column("probe_o", "status")\n'
             'op.drop_constraint("fk_probe_o_customer_id_probe_c", "probe_o", type_="foreignkey")\n'
             'op.drop_index("ix_probe_o_customer_id", table_name="probe_o")',
@@ -454,9 +461,11 @@ SAFE_WAYS = {
             'op.create_index("ix_probe_o_customer_id", "probe_o", ["customer_id"])\n'
             'with op.batch_alter_table("probe_o") as batch:\n'
             f"    batch.create_foreign_key({BATCH_FK})\n"
+            f'    batch.create_unique_constraint("{UNIQUE}", ["code"])\n'
             f"{STATUS}",
             'with op.batch_alter_table("probe_o") as batch:\n'
             '    batch.drop_column("status")\n'
+            f'    batch.drop_constraint("{UNIQUE}", type_="unique")\n'
             '    batch.drop_constraint("fk_probe_o_customer_id_probe_c", type_="foreignkey")\n'
             'op.drop_index("ix_probe_o_customer_id", table_name="probe_o")',
         ),
@@ -487,6 +496,7 @@ class ProbeO(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("probe_c.id"), index=True)
     total: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), server_default="new")
+    code: Mapped[str | None] = mapped_column(String(20), unique=True)
 """
 
 
