@@ -114,6 +114,7 @@ OPERATIONS = [
     ),
     ('op.get_bind().execute(sa.text("CREATE INDEX ix_bind ON probe_a (x)"))', {"postgresql": {"add-index"}}),
     ('op.drop_index("ix_probe_a_n")', {"postgresql": {"drop-index"}}),
+    ('op.execute("UPDATE probe_a SET x = 1")', {"postgresql": {"backfill-under-lock"}}),  # probe_a altered above
     (
         'op.drop_view(ReplaceableObject("probe_v", "SELECT id FROM probe_a"))',
         {"*": {"drop-object"}},
@@ -138,6 +139,7 @@ OPERATIONS = [
     ('op.create_table("probe_new", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("v", sa.Integer()))', {}),
     ('op.create_index("ix_probe_new_v", "probe_new", ["v"])', {}),
     ('op.add_column("probe_new", sa.Column("w", sa.Integer(), nullable=False))', {}),
+    ('op.execute("UPDATE probe_new SET v = 1")', {}),  # a new table's rows are nobody's yet
 ]
 
 # The same through op.execute's SQL.

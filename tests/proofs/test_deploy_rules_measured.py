@@ -106,6 +106,12 @@ CASES = [
         "set-not-null",
         lambda op: op.alter_column("t", "n", nullable=False, existing_type=sa.Integer()),
     ),
+    Case(
+        "add_column, then UPDATE in the same transaction",
+        "backfill-under-lock",
+        lambda op: (op.add_column("t", sa.Column("c", sa.Integer())), op.execute("UPDATE t SET c = x")),
+        dialects=("postgresql",),
+    ),
     # What the lint recommends, or lets pass: no harm measured.
     Case(
         "create_index concurrently",

@@ -220,6 +220,15 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "backfill-under-lock",
+            "rows of a table changed in bulk in the transaction that altered the table",
+            effects={"postgresql": Effect("ACCESS EXCLUSIVE", blocks_reads=True, blocks_writes=True, grows=True)},
+            safe={
+                "postgresql": "fill it inside `with op.get_context().autocommit_block():` (what came before commits"
+                " first, and each statement commits), in batches, or in an `alembic upgrade` run of its own"
+            },
+        ),
+        Rule(
             "add-column-not-null",
             "ADD COLUMN ... NOT NULL without a server default",
             fails_with_rows=frozenset({"postgresql", "sqlite"}),
@@ -618,6 +627,7 @@ class _State:
     column NOT NULL (PostgreSQL then sets NOT NULL without a scan, once the CHECK is valid)."""
 
     new_tables: set[str] = field(default_factory=set)
+    locked: set[str] = field(default_factory=set)  # existing tables altered in the transaction still open
     checks: dict[str, tuple[str, str, bool]] = field(default_factory=dict)  # name: (table, column, valid)
 
     def check(self, name: str | None, table: str, condition: str, valid: bool) -> None:
@@ -652,6 +662,8 @@ def _matches(
         return
     if table in new_tables:
         return  # made in this revision: empty, and no running version uses it
+    if isinstance(operation, TABLE_OPERATIONS) and not in_autocommit_block and table:
+        state.locked.add(table)
     if isinstance(operation, (ops.CreateIndexOp, ops.DropIndexOp)) and operation.kw.get("postgresql_concurrently"):
         if not in_autocommit_block:
             verb = "create_index" if isinstance(operation, ops.CreateIndexOp) else "drop_index"
@@ -777,6 +789,10 @@ def _narrows(old, new) -> bool:
 
 
 NAME = r'(?:"[^"]+"|`[^`]+`|[\w.]+)'
+BULK_CHANGE = re.compile(
+    rf"^(?:UPDATE\s+(?:ONLY\s+)?|DELETE\s+FROM\s+(?:ONLY\s+)?|INSERT\s+INTO\s+)(?P<table>{NAME})(?!.*\bVALUES\b)",
+    re.I | re.S,
+)
 CONCURRENT = re.compile(r"^(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+\w+)\s+CONCURRENTLY\b", re.I)
 ALTER = rf"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<table>{NAME})"
 NOT_A_COLUMN = r"(?!CONSTRAINT\b|INDEX\b|KEY\b|UNIQUE\b|PRIMARY\b|FOREIGN\b|CHECK\b|DEFAULT\b|NOT\b)"
@@ -869,6 +885,10 @@ def _sql_matches(sqltext, dialect: str, state: _State, in_autocommit_block: bool
             continue
         shown = " ".join(statement.split())
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        changed = BULK_CHANGE.match(statement)
+        if changed and not in_autocommit_block and _bare(changed["table"]) in state.locked:
+            yield "backfill-under-lock", f"execute {shown!r}"
+            continue
         if CONCURRENT.match(statement) and not in_autocommit_block:
             yield "concurrently-in-transaction", f"execute {shown!r}"
             continue
@@ -966,9 +986,11 @@ def lint(
     state = _State()
     waits = RULES["lock-timeout"].applies_to(dialect) and not ddl_timeout(config)
     for revision, path, acknowledgements, recorded in read:
-        state.new_tables = set()
+        state.new_tables, state.locked = set(), set()  # (a run is one transaction; a revision at a time here)
         waited = False
         for item in recorded:
+            if item.in_autocommit_block:
+                state.locked.clear()  # the block committed what came before it
             if waits and not waited and _on_existing_table(item, state.new_tables):
                 waited = True  # once per revision
                 findings.append(

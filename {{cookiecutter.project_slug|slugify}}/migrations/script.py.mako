@@ -48,7 +48,9 @@ def schema_downgrades() -> None:
 # Data steps change rows, never the schema: without them (the default, and how create_db.py
 # and the migration suite's "models == head" see it) the schema steps alone must reach the
 # models. A column made NOT NULL after a backfill: add it nullable in schema_upgrades(), fill
-# it here, and make it NOT NULL in the next revision's schema_upgrades().
+# it here, and make it NOT NULL in the next revision's schema_upgrades(). On a big PostgreSQL
+# table, fill it inside `with op.get_context().autocommit_block():`, so that the ALTER's lock is
+# not held while the rows are written (python -m migrations.cli lint: backfill-under-lock).
 def data_upgrades() -> None:
     """Optional data upgrade migrations go here; they run with `alembic -x data=true`."""
     pass
