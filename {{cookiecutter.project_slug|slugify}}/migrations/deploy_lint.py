@@ -1147,6 +1147,8 @@ def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]
             finally:
                 for copy in copies.values():
                     connection.exec_driver_sql(f"DROP TABLE IF EXISTS `{copy}`")
+                if connection.in_transaction():
+                    connection.commit()  # the revision runs as alembic runs it: not in a transaction of ours
             try:
                 upgrade_on(config, revision.revision, connection, data=True)
             except Exception as error:  # the rest stays with the rules
