@@ -399,7 +399,9 @@ PK = 'sa.Column("id", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint("id
 ORDER = 'sa.Column("customer_id", sa.Integer()), sa.Column("total", sa.Integer()), sa.Column("note", sa.String(50))'
 CODE = 'sa.Column("code", sa.String(20))'
 SAFE_TABLES = f"""op.create_table("probe_c", {PK.format("c")})
-op.create_table("probe_o", {PK.format("o")}, {ORDER}, {CODE})"""
+op.create_table("probe_o", {PK.format("o")}, {ORDER}, {CODE})
+op.create_table("probe_k", sa.Column("id", sa.Integer(), nullable=False))"""
+KEY = "pk_probe_k"
 UNIQUE = "uq_probe_o_code"
 FK = '"fk_probe_o_customer_id_probe_c", "probe_o", "probe_c", ["customer_id"], ["id"]'
 BATCH_FK = '"fk_probe_o_customer_id_probe_c", "probe_c", ["customer_id"], ["id"]'
@@ -420,7 +422,11 @@ SAFE_WAYS = {
             f"op.create_check_constraint({CK}, postgresql_not_valid=True)\n{STATUS}\n"
             "with op.get_context().autocommit_block():\n"
             f'    op.create_index("{UNIQUE}", "probe_o", ["code"], unique=True, postgresql_concurrently=True)\n'
-            f'op.execute("ALTER TABLE probe_o ADD CONSTRAINT {UNIQUE} UNIQUE USING INDEX {UNIQUE}")',
+            f'op.execute("ALTER TABLE probe_o ADD CONSTRAINT {UNIQUE} UNIQUE USING INDEX {UNIQUE}")\n'
+            "with op.get_context().autocommit_block():\n"
+            f'    op.create_index("{KEY}", "probe_k", ["id"], unique=True, postgresql_concurrently=True)\n'
+            f'op.execute("ALTER TABLE probe_k ADD CONSTRAINT {KEY} PRIMARY KEY USING INDEX {KEY}")',
+            f'op.drop_constraint("{KEY}", "probe_k", type_="primary")\n'
             f'op.drop_constraint("{UNIQUE}", "probe_o", type_="unique")\n'
             'op.drop_column("probe_o", "status")\n'
             'op.drop_constraint(op.f("ck_probe_o_total_not_null"), "probe_o", type_="check")\n'
@@ -449,7 +455,9 @@ SAFE_WAYS = {
             'op.execute("SET foreign_key_checks = 0")\n'
             f"op.create_foreign_key({FK})\n"
             'op.execute("SET foreign_key_checks = 1")\n'
-            f'{STATUS}\nop.create_unique_constraint("{UNIQUE}", "probe_o", ["code"])',
+            f'{STATUS}\nop.create_unique_constraint("{UNIQUE}", "probe_o", ["code"])\n'
+            f'op.create_primary_key("{KEY}", "probe_k", ["id"])',
+            f'op.drop_constraint("{KEY}", "probe_k", type_="primary")\n'
             f'op.drop_constraint("{UNIQUE}", "probe_o", type_="unique")\n'
             'op.drop_column("probe_o", "status")\n'
             'op.drop_constraint("fk_probe_o_customer_id_probe_c", "probe_o", type_="foreignkey")\n'
@@ -464,12 +472,15 @@ SAFE_WAYS = {
             'with op.batch_alter_table("probe_o") as batch:\n'
             f"    batch.create_foreign_key({BATCH_FK})\n"
             f'    batch.create_unique_constraint("{UNIQUE}", ["code"])\n'
+            f'with op.batch_alter_table("probe_k") as batch:\n    batch.create_primary_key("{KEY}", ["id"])\n'
             f"{STATUS}",
             'with op.batch_alter_table("probe_o") as batch:\n'
             '    batch.drop_column("status")\n'
             f'    batch.drop_constraint("{UNIQUE}", type_="unique")\n'
             '    batch.drop_constraint("fk_probe_o_customer_id_probe_c", type_="foreignkey")\n'
-            'op.drop_index("ix_probe_o_customer_id", table_name="probe_o")',
+            'op.drop_index("ix_probe_o_customer_id", table_name="probe_o")\n'
+            f'with op.batch_alter_table("probe_k", recreate="always") as batch:\n'
+            f'    batch.drop_constraint("{KEY}", type_="primary")',
         ),
         (
             f'{WRITES}\nwith op.batch_alter_table("probe_o") as batch:\n'
@@ -499,6 +510,12 @@ class ProbeO(Base):
     total: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), server_default="new")
     code: Mapped[str | None] = mapped_column(String(20), unique=True)
+
+
+class ProbeK(Base):
+    __tablename__ = "probe_k"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
 """
 
 
@@ -507,7 +524,9 @@ def test_the_safe_ways_it_recommends_pass_the_migration_suite_and_the_lint(proje
     stays is acknowledged with its reason): the whole baked suite passes, the deploy test too."""
     versions = project_copy / "migrations" / "versions"
     (versions / "probe_s1.py").write_text(
-        revision_source("s1", HEAD, SAFE_TABLES, 'op.drop_table("probe_o")\nop.drop_table("probe_c")')
+        revision_source(
+            "s1", HEAD, SAFE_TABLES, 'op.drop_table("probe_k")\nop.drop_table("probe_o")\nop.drop_table("probe_c")'
+        )
     )
     for number, (upgrade, downgrade) in enumerate(SAFE_WAYS[dialect], start=2):
         # s2's backfill of the column it adds, as script.py.mako says: outside the ALTER's transaction
