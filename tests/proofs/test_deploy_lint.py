@@ -21,8 +21,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from migrations import deploy_lint
 from migrations.testing.fixtures import project_config
 from migrations.testing.stairway import load_script
 from proofs.helpers import PROJECT, run_in_project
+from proofs.test_long_histories import run_suite as run_baked_suite
 from proofs.test_stairway import HEAD, revision_source
 from proofs.test_walk import run_suite
 
@@ -316,8 +315,7 @@ def test_the_command_lints_what_the_database_has_not_applied_and_the_suite_fails
     assert [finding["rule"] for finding in data["findings"]] == [*example, "drop-column"]
     assert [finding["acknowledged"] is None for finding in data["findings"]] == [False] * len(example) + [True]
     # The baked suite fails on it, naming it, until the baseline says t2 is deployed everywhere.
-    shutil.copytree(PROJECT / "tests", project_copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    failed = suite_test(project_copy, server)
+    failed = run_baked_suite(url, project_copy, "-k", "safe_to_deploy")
     assert failed.returncode == 1 and "t2 drop-column [" in failed.stdout, failed.stdout
     for name, setting in (
         ("alembic.ini", "deploy_lint_baseline = t2"),
@@ -329,25 +327,8 @@ def test_the_command_lints_what_the_database_has_not_applied_and_the_suite_fails
         if commented:
             settings.write_text(text.replace(commented.group(), setting))
     assert run_in_project(url, "-m", "migrations.cli", "lint", cwd=project_copy).returncode == 0
-    passed = suite_test(project_copy, server)
+    passed = run_baked_suite(url, project_copy, "-k", "safe_to_deploy")
     assert passed.returncode == 0, passed.stdout
-
-
-def suite_test(project: Path, server) -> subprocess.CompletedProcess[str]:
-    """The baked suite's deploy test alone, run in ``project`` as a user runs it."""
-    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    env["TEST_DATABASE_URL"] = server.render_as_string(hide_password=False)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "tests/test_migrations.py",
-        "-k",
-        "safe_to_deploy",
-        "-p",
-        "no:cacheprovider",
-    ]
-    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
 
 
 ASKING = """op.alter_column("probe_a", "s", type_=sa.String(120), existing_type=sa.String(100))

@@ -142,9 +142,10 @@ def lint(
         chosen = deploy_lint.to_lint(config, script, database_revisions(config, url))
     else:
         chosen = deploy_lint.revisions_in(script, revisions)
-    dialect = dialect or deploy_lint.dialect_of(url)
+    configured = deploy_lint.dialect_of(url)
+    dialect = dialect or configured
     # MariaDB is asked how it would run each ALTER, on empty copies in a scratch database
-    ask = url if dialect == "mariadb" == deploy_lint.dialect_of(url) and not no_ask else None
+    ask = url if dialect == "mariadb" == configured and not no_ask else None
     report = deploy_lint.lint(config, chosen, dialect, script, ask=ask)
     config.print_stdout(report.json() if format == "json" else report.text())
     if format == "json" and (report.open or report.problems):

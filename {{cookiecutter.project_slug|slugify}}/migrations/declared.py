@@ -31,6 +31,7 @@ from alembic.operations import ops
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.exc import DBAPIError
 
+from migrations.failures import error_codes
 from migrations.replaceable import (
     CREATE_OPS,
     DROP_OPS,
@@ -238,8 +239,7 @@ def create_all_at_once(connection: Connection, statements: dict[int, list[str]])
 def missing_table(error: DBAPIError) -> bool:
     """The statement refers to a table that is not there (yet): SQLSTATE 42P01 (PostgreSQL)
     or 42S02, error 1146 (MariaDB)."""
-    codes = {getattr(error.orig, "sqlstate", None), *getattr(error.orig, "args", ())[:1]}
-    return bool(codes & {"42P01", "42S02", 1146})
+    return bool(error_codes(error) & {"42P01", "42S02", 1146})
 
 
 def unrenderable(obj: ReplaceableObject) -> tuple[ReplaceableObject, None]:

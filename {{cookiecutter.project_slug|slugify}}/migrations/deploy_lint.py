@@ -20,7 +20,7 @@ What each rule says a statement does to a live table (its lock, whether it block
 writes, whether it rewrites the table, whether its time grows with the table's rows, whether
 it fails on a table with rows) was measured on PostgreSQL and MariaDB, with a second
 connection reading and writing while it ran: the template's tests measure it again on every
-run (``tests/proofs/test_deploy_lint.py``) and fail where a rule says otherwise. On SQLite a
+run (the template's ``tests/proofs/test_deploy_rules_measured.py``) and fail where a rule says otherwise. On SQLite a
 migration holds the database's write lock for its whole run, whatever it does: only the rules
 about the running version and about failing on rows are reported there.
 
@@ -56,6 +56,8 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 
+from migrations.failures import error_codes
+from migrations.heads import shown as _shown
 from migrations.lock import ddl_timeout
 from migrations.replaceable import FUNCTION, PROCEDURE, ReplaceOp, ReversibleOp
 
@@ -450,7 +452,7 @@ def after(script: ScriptDirectory, standing: Sequence[str]) -> list[Script]:
     oldest first."""
     applied: set[str] = set()
     for revision in standing:
-        applied |= {script.revision for script in script.iterate_revisions(revision, "base")}
+        applied |= {ancestor.revision for ancestor in script.iterate_revisions(revision, "base")}
     return [revision for revision in reversed(list(script.walk_revisions())) if revision.revision not in applied]
 
 
@@ -623,8 +625,9 @@ IS_NOT_NULL = re.compile(r'^\(*\s*["`]?(?P<column>\w+)["`]?\s+IS\s+NOT\s+NULL\s*
 
 @dataclass
 class _State:
-    """What the revisions linted so far made: tables new in this revision; CHECKs proving a
-    column NOT NULL (PostgreSQL then sets NOT NULL without a scan, once the CHECK is valid)."""
+    """What the revisions linted so far did: tables new in this revision, existing tables it
+    altered in the transaction still open (a bulk UPDATE then holds their lock); CHECKs proving
+    a column NOT NULL (PostgreSQL then sets NOT NULL without a scan, once the CHECK is valid)."""
 
     new_tables: set[str] = field(default_factory=set)
     locked: set[str] = field(default_factory=set)  # existing tables altered in the transaction still open
@@ -883,14 +886,13 @@ def _sql_matches(sqltext, dialect: str, state: _State, in_autocommit_block: bool
         if created:
             new_tables.add(_bare(created["table"]))
             continue
-        shown = " ".join(statement.split())
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        said = _shown_sql(statement)
         changed = BULK_CHANGE.match(statement)
         if changed and not in_autocommit_block and _bare(changed["table"]) in state.locked:
-            yield "backfill-under-lock", f"execute {shown!r}"
+            yield "backfill-under-lock", said
             continue
         if CONCURRENT.match(statement) and not in_autocommit_block:
-            yield "concurrently-in-transaction", f"execute {shown!r}"
+            yield "concurrently-in-transaction", said
             continue
         for code, pattern in SQL_RULES:
             match = pattern.search(statement)
@@ -905,7 +907,7 @@ def _sql_matches(sqltext, dialect: str, state: _State, in_autocommit_block: bool
                 column = _bare(match.groupdict().get("column"))
                 if code == "set-not-null" and (table, column) in state.proven_not_null:
                     continue
-                yield code, f"execute {shown!r}"
+                yield code, said
 
 
 # -- acknowledgements -------------------------------------------------------------------------
@@ -991,21 +993,11 @@ def lint(
         for item in recorded:
             if item.in_autocommit_block:
                 state.locked.clear()  # the block committed what came before it
+            codes = {}
             if waits and not waited and _on_existing_table(item, state.new_tables):
                 waited = True  # once per revision
-                findings.append(
-                    Finding(
-                        path=_shown(path),
-                        line=item.line,
-                        revision=revision.revision,
-                        rule="lock-timeout",
-                        dialect=dialect,
-                        operation=_operation_name(item),
-                        message=RULES["lock-timeout"].message(dialect),
-                        acknowledged=acknowledgements.reason(item.line, "lock-timeout"),
-                    )
-                )
-            codes = dict(_matches(item.operation, item.batch_table, dialect, state, item.in_autocommit_block))
+                codes["lock-timeout"] = _operation_name(item)
+            codes.update(_matches(item.operation, item.batch_table, dialect, state, item.in_autocommit_block))
             if item.asked is not None:
                 online = not (item.asked.blocks_reads or item.asked.blocks_writes)
                 for code in [code for code in codes if dialect in RULES[code].effects]:
@@ -1188,7 +1180,7 @@ def _ask(connection: sa.Connection, sql: str, copies: dict[str, str]) -> Effect 
         try:
             connection.exec_driver_sql(statement + (f", {clause}" if alter else f" {clause.replace(',', '')}"))
         except sa.exc.DBAPIError as error:
-            if _error_code(error) in REFUSED:
+            if error_codes(error) & REFUSED:
                 continue  # it cannot run that way
             return None  # another error: the question was not understood; the rules answer
         return effect
@@ -1197,15 +1189,3 @@ def _ask(connection: sa.Connection, sql: str, copies: dict[str, str]) -> Effect 
 
 # ER_ALTER_OPERATION_NOT_SUPPORTED, ..._REASON, ER_NOT_SUPPORTED_YET (an INSTANT that cannot be)
 REFUSED = {1845, 1846, 1235}
-
-
-def _error_code(error: sa.exc.DBAPIError) -> int | None:
-    args = getattr(error.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

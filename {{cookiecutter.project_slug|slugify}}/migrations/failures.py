@@ -83,12 +83,16 @@ def migration_failed(
     return kind(f"{where} failed: {describe(error)}. {left}")
 
 
+def error_codes(error: BaseException) -> set:
+    """What the driver says went wrong, as codes: the SQLSTATE (psycopg) and the error number
+    (PyMySQL), whichever it gives."""
+    original = getattr(error, "orig", None)
+    return {getattr(original, "sqlstate", None), *getattr(original, "args", ())[:1]} - {None}
+
+
 def _waited_too_long(error: Exception) -> bool:
     """PostgreSQL's lock_timeout (55P03) or MariaDB's lock_wait_timeout (1205) ran out."""
-    original = getattr(error, "orig", None)
-    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    args = getattr(original, "args", ())
-    return code == "55P03" or bool(args and args[0] == 1205)
+    return bool(error_codes(error) & {"55P03", 1205})
 
 
 def cannot_connect(error: OperationalError, url: URL) -> CommandError:

@@ -37,6 +37,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from alembic.config import Config
 from alembic.util import CommandError
@@ -78,15 +79,7 @@ def ddl_lock_timeout(connection: Connection, seconds: float) -> Iterator[None]:
     if not seconds or dialect not in ("postgresql", "mysql", "mariadb"):
         yield
         return
-    external = connection.in_transaction()
-
-    def run(sql: str):
-        result = connection.exec_driver_sql(sql)
-        value = result.scalar() if result.returns_rows else None
-        if not external:
-            connection.commit()
-        return value
-
+    run = partial(_in_own_transaction, connection, connection.in_transaction())
     if dialect == "postgresql":
         before = run("SHOW lock_timeout")
         run(f"SET lock_timeout = '{max(1, round(seconds * 1000))}ms'")
@@ -103,6 +96,16 @@ def ddl_lock_timeout(connection: Connection, seconds: float) -> Iterator[None]:
                 run(restore)
             except DBAPIError:  # in a failed transaction of the caller's: its rollback undoes the SET
                 pass
+
+
+def _in_own_transaction(connection: Connection, external: bool, sql: str, **params: object) -> object:
+    """One query (its value, if it returns rows). Inside the caller's transaction we must not
+    commit; otherwise we must, after each query (see above: SQLAlchemy autobegins)."""
+    result = connection.execute(text(sql), params)
+    value = result.scalar() if result.returns_rows else None
+    if not external:
+        connection.commit()
+    return value
 
 
 class LockTimeout(CommandError):
@@ -130,14 +133,8 @@ def migration_lock(connection: Connection, timeout: float, version_table: str = 
     if dialect not in ("postgresql", "mysql", "mariadb"):
         yield
         return
-    # Inside the caller's transaction we must not commit; otherwise we must, after each query.
     external = connection.in_transaction()
-
-    def ask(sql: str, **params):
-        result = connection.execute(text(sql), params).scalar()
-        if not external:
-            connection.commit()
-        return result
+    ask = partial(_in_own_transaction, connection, external)
 
     database = connection.engine.url.database
     if dialect != "postgresql":  # the current one: a tenant's (migrations/tenants.py) is USE'd
