@@ -38,7 +38,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, MetaData, Table, create_mock_engine, inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from migrations.autogenerate_options import is_view
 from migrations.build_cleanup import (
@@ -47,6 +47,8 @@ from migrations.build_cleanup import (
     NON_TRANSACTIONAL_DDL,
     build_failed,
     clean_up_failed_build,
+    create_missing_database,
+    creates_databases,
     drop_unused_database,
     ensure_database_exists,
     finish_killed_build,
@@ -64,9 +66,20 @@ from migrations.tenants import refuse_tenant
 ALEMBIC_INI = Path(__file__).resolve().with_name("alembic.ini")
 
 
-# MariaDB: what a build will make, written before its first DDL and dropped with its stamp.
 class Refused(CommandError):
     """create_db.py will not build here, and changed nothing."""
+
+
+class _CannotConnect(Exception):
+    """The build's connection failed (the database may be missing): nothing was run."""
+
+    def __init__(self, error: OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def cannot_connect(error: OperationalError, _url: URL) -> _CannotConnect:
+    return _CannotConnect(error)
 
 
 def create_db(config: Config, url: URL | str | None = None) -> str:
@@ -80,7 +93,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
     timeout = lock_timeout(config)
     version = version_table(config)  # this environment's (migrations/environments.py)
     planned = plan(metadata, version)
-    created_database = ensure_database_exists(url)
+    created_database = False
 
     # The migration lock, as `alembic upgrade` takes it, for the whole build: on MariaDB it
     # must outlast the transaction, which would otherwise end after the lock is let go.
@@ -99,7 +112,13 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
             except Exception as error:
                 return None, None, error, clean_up_failed_build(connection, url, planned, created_database)
 
-    finished, head, failure, left = run_on_connection(url, build_locked)  # an async URL too
+    try:  # one connection: a missing database is seen when it fails (a second one cost 0.1 s)
+        finished, head, failure, left = run_on_connection(url, build_locked, cannot_connect)  # an async URL too
+    except _CannotConnect as error:
+        if not creates_databases(url):
+            raise error.error from None
+        created_database = create_missing_database(url, error.error)
+        finished, head, failure, left = run_on_connection(url, build_locked)
     if finished:
         return finished
     if failure is not None:

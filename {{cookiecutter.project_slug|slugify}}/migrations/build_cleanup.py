@@ -183,13 +183,24 @@ def build_failed(url: URL, error: BaseException, left: str) -> CommandError:
 
 def ensure_database_exists(url: URL) -> bool:
     """Create a missing PostgreSQL/MariaDB database; True when this call created it."""
-    if url.get_backend_name() not in ("postgresql", *NON_TRANSACTIONAL_DDL) or not url.database:
+    if not creates_databases(url):
         return False
     try:
         run_on_connection(url, lambda connection: None)
         return False
     except OperationalError as error:
-        connect_error = error
+        return create_missing_database(url, error)
+
+
+def creates_databases(url: URL) -> bool:
+    """Whether a missing database of ``url`` is created here (PostgreSQL, MariaDB)."""
+    return url.get_backend_name() in ("postgresql", *NON_TRANSACTIONAL_DDL) and bool(url.database)
+
+
+def create_missing_database(url: URL, connect_error: OperationalError) -> bool:
+    """After ``connect_error`` on ``url``: create its database, if that is what is missing
+    (else raise ``connect_error``: credentials, permissions, ...); True when this call
+    created it, False when another run did meanwhile."""
 
     def create(connection: Connection) -> bool:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
