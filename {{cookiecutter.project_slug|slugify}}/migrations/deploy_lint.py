@@ -1126,21 +1126,31 @@ ASKABLE = re.compile(
 
 def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]]], url: sa.URL) -> list[str]:
     """Set ``asked`` on each recorded ALTER, CREATE INDEX and DROP INDEX of an existing table:
-    how the server would run it. A scratch database beside ``url`` is upgraded to just before
-    the first revision; for each revision, its statements run on empty copies of their tables
-    with each clause of ASKED in turn, then the revision itself runs there. Returns notes (the
-    server could not be asked, or not for every revision)."""
+    how the server would run it. For each revision with such a statement (one on a table it
+    makes itself has nothing to ask), a scratch database beside ``url`` is upgraded to just
+    before it, and its statements run on empty copies of their tables with each clause of
+    ASKED in turn. No scratch database is made when there is nothing to ask (a history of new
+    tables: 2.4 s of a 100-revision suite went there). Returns notes (the server could not be
+    asked, or not for every revision)."""
     from migrations.failures import cannot_connect, describe
     from migrations.settings import run_on_connection
     from migrations.squash import scratch_database, upgrade_on
 
-    first = revisions[0][0]
-    parents = [first.down_revision] if isinstance(first.down_revision, str) else list(first.down_revision or ())
+    asking = [(revision, recorded) for revision, recorded in revisions if _askable(recorded)]
+    if not asking:
+        return []
 
     def walk(connection: sa.Connection) -> list[str]:
-        for parent in parents:
-            upgrade_on(config, parent, connection, data=True)
-        for revision, recorded in revisions:
+        for revision, recorded in asking:
+            parents = revision.down_revision
+            for parent in [parents] if isinstance(parents, str) else list(parents or ()):
+                try:  # to just before it (a parent already there: nothing runs)
+                    upgrade_on(config, parent, connection, data=True)
+                except Exception as error:  # the rest stays with the rules
+                    return [
+                        f"MariaDB was asked up to {revision.revision}, whose parent {parent} failed on the "
+                        f"scratch database: {describe(error)}"
+                    ]
             copies: dict[str, str] = {}
             try:
                 for item in recorded:
@@ -1153,13 +1163,6 @@ def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]
                     connection.exec_driver_sql(f"DROP TABLE IF EXISTS `{copy}`")
                 if connection.in_transaction():
                     connection.commit()  # the revision runs as alembic runs it: not in a transaction of ours
-            try:
-                upgrade_on(config, revision.revision, connection, data=True)
-            except Exception as error:  # the rest stays with the rules
-                return [
-                    f"MariaDB was asked up to {revision.revision}, which failed on the scratch database: "
-                    f"{describe(error)}"
-                ]
         return []
 
     try:
@@ -1167,6 +1170,18 @@ def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]
             return run_on_connection(scratch, walk, cannot_connect)
     except CommandError as error:
         return [f"MariaDB was not asked ({error}); its findings are the rules'"]
+
+
+def _askable(recorded: list[Recorded]) -> bool:
+    """Whether a revision runs a statement the server can be asked about, on a table it does
+    not make itself (those are new and empty: nothing to ask, and no finding)."""
+    made = {item.operation.table_name.lower() for item in recorded if isinstance(item.operation, ops.CreateTableOp)}
+    for item in recorded:
+        statements = [statement for statement in _statements(item.sql) if statement]
+        match = ASKABLE.match(statements[0]) if len(statements) == 1 else None
+        if match and match["table"].strip("`").lower() not in made:
+            return True
+    return False
 
 
 def _ask(connection: sa.Connection, sql: str, copies: dict[str, str]) -> Effect | None:
