@@ -259,7 +259,10 @@ class Floor:
 
         self.project, self.server = project, Server(database, folder)
         self.package = next(project.glob("*/models.py")).parent.name
-        self.imports = f"import sqlalchemy, alembic, pytest, {DRIVERS[database]}, {self.package}.models"
+        # the collector off, as the suite collects (migrations/testing/collector.py): it only adds time here
+        self.imports = (
+            f"import gc; gc.disable(); import sqlalchemy, alembic, pytest, {DRIVERS[database]}, {self.package}.models"
+        )
         scratch = self.server.new()
         try:
             env = {**os.environ, "DATABASE_URL": scratch}

@@ -22,6 +22,12 @@ adds a column to it and indexes that column) with matching models. Then, on each
     SQLite URL, files in pytest's tmp_path), plugins not auto-loaded (this venv has the
     template's own, which the baked project does not use); it must pass.
   Target: on the squashed history both run at least 5x faster than on the 300-revision one.
+- beside each, taking the same turns, its floor on each history, to show what any tool could
+  gain there: for ``alembic upgrade head``, one Python process importing SQLAlchemy, Alembic,
+  the driver and the models, plus the database's own client replaying ``alembic upgrade head
+  --sql`` in one transaction; for the suite, bench_migration_suite.py's floor (the imports,
+  and the client replaying the stairway's SQL and create_db's). The floor's own ratio, old /
+  squashed, bounds the ratio any suite or upgrade could reach on this history.
 
 Python's bytecode caching is on, as users run it. Times are shown, never asserted.
 
@@ -47,7 +53,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_create_db import SERVERS, Server, bake, check_at_head, write_history_with_churn  # noqa: E402
+from bench_create_db import SERVERS, Server, bake, check_at_head, timed, write_history_with_churn  # noqa: E402
+from bench_migration_suite import DRIVERS, Floor  # noqa: E402
 
 TARGET_SQUASH_SECONDS = 10.0
 TARGET_SPEED_UP = 5.0
@@ -139,12 +146,25 @@ def time_histories(
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
     """``alembic upgrade head`` and the baked suite on each project, taking turns, after an untimed
     round: their wall times, and the suite's outcome (pytest's counts) on each."""
-    times: dict[str, dict[str, list[float]]] = {"upgrade": {}, "suite": {}}
+    times: dict[str, dict[str, list[float]]] = {"upgrade": {}, "suite": {}, "upgrade floor": {}, "suite floor": {}}
     suite_env = environment(CI="true", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     if server.database != "sqlite":
         suite_env["TEST_DATABASE_URL"] = SERVERS[server.database]
     outcomes: dict[str, str] = {}
+    upgrade_floors = {label: UpgradeFloor(project, server, label) for label, project in projects.items()}
+    suite_floors = {}
+    for label, project in projects.items():
+        folder = server.folder / f"suite-floor-{label}"
+        folder.mkdir(exist_ok=True)
+        suite_floors[label] = Floor(project, server.database, folder)
     for round_ in range(runs + 1):
+        for label in projects:
+            elapsed = upgrade_floors[label].run()
+            if round_:
+                times["upgrade floor"].setdefault(label, []).append(elapsed)
+            elapsed, _ = suite_floors[label].run()
+            if round_:
+                times["suite floor"].setdefault(label, []).append(elapsed)
         for label, project in projects.items():
             url = server.new()
             try:
@@ -166,6 +186,39 @@ def time_histories(
             if round_:
                 times["suite"].setdefault(label, []).append(elapsed)
     return times, outcomes
+
+
+class UpgradeFloor:
+    """``alembic upgrade head``'s floor on one history: the imports (the collector off), and the
+    database's client replaying ``alembic upgrade head --sql`` in one transaction on a new database."""
+
+    def __init__(self, project: Path, server: Server, label: str) -> None:
+        self.project, self.server = project, server
+        package = next(project.glob("*/models.py")).parent.name
+        self.imports = (
+            f"import gc; gc.disable(); import sqlalchemy, alembic.command, {DRIVERS[server.database]}, {package}.models"
+        )
+        scratch = server.new()
+        try:
+            _, sql = run(
+                [sys.executable, "-m", "alembic", "upgrade", "head", "--sql"],
+                project,
+                environment(DATABASE_URL=scratch),
+                f"alembic upgrade head --sql ({label})",
+            )
+        finally:
+            server.drop(scratch)
+        self.script = server.folder / f"upgrade-floor-{label}.sql"
+        self.script.write_text(server.floor_script(sql))
+
+    def run(self) -> float:
+        seconds = timed([sys.executable, "-c", self.imports], self.project, environment())
+        url = self.server.new()
+        try:
+            command, env, stdin = self.server.client_command(url, self.script)
+            return seconds + timed(command, self.project, env, stdin)
+        finally:
+            self.server.drop(url)
 
 
 def spread(values: list[float]) -> str:
@@ -193,6 +246,9 @@ def report(
             f"  {label:<34} {spread(before):<24} {spread(after):<24} {ratio:>13.2f}x  "
             f">= {TARGET_SPEED_UP:g}x: {verdict}"
         )
+        before, after = times[f"{key} floor"][old], times[f"{key} floor"][new]
+        ratio = statistics.median(before) / statistics.median(after)
+        print(f"  {'  its floor':<34} {spread(before):<24} {spread(after):<24} {ratio:>13.2f}x")
     print(f"    the suite: old {outcomes[old]}; squashed {outcomes[new]}")
 
 
