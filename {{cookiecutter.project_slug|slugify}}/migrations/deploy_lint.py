@@ -995,7 +995,7 @@ def lint(
             )
         read.append((revision, path, acknowledgements, recorded))
     if ask is not None and dialect == "mariadb" and read:
-        notes += ask_mariadb(config, [(revision, recorded) for revision, _, _, recorded in read], ask)
+        notes += ask_mariadb(config, [(revision, recorded) for revision, _, _, recorded in read], ask, script)
     findings: list[Finding] = []
     state = _State()
     waits = RULES["lock-timeout"].applies_to(dialect) and not ddl_timeout(config)
@@ -1124,7 +1124,12 @@ ASKABLE = re.compile(
 )
 
 
-def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]]], url: sa.URL) -> list[str]:
+def ask_mariadb(
+    config: Config,
+    revisions: Sequence[tuple[Script, list[Recorded]]],
+    url: sa.URL,
+    script: ScriptDirectory | None = None,
+) -> list[str]:
     """Set ``asked`` on each recorded ALTER, CREATE INDEX and DROP INDEX of an existing table:
     how the server would run it. For each revision with such a statement (one on a table it
     makes itself has nothing to ask), a scratch database beside ``url`` is upgraded to just
@@ -1145,7 +1150,7 @@ def ask_mariadb(config: Config, revisions: Sequence[tuple[Script, list[Recorded]
             parents = revision.down_revision
             for parent in [parents] if isinstance(parents, str) else list(parents or ()):
                 try:  # to just before it (a parent already there: nothing runs)
-                    upgrade_on(config, parent, connection, data=True)
+                    upgrade_on(config, parent, connection, data=True, script=script)
                 except Exception as error:  # the rest stays with the rules
                     return [
                         f"MariaDB was asked up to {revision.revision}, whose parent {parent} failed on the "

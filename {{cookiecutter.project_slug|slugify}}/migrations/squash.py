@@ -48,6 +48,7 @@ from alembic.autogenerate import render as alembic_render
 from alembic.autogenerate import render_python_code
 from alembic.config import Config
 from alembic.operations import ops
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory, write_hooks
 from alembic.util import CommandError, format_as_comma, template_to_file
@@ -266,14 +267,24 @@ def _build(config: Config, revision: str, connection: Connection, data: bool) ->
     return _read(config, connection)
 
 
-def upgrade_on(config: Config, revision: str, connection: Connection, data: bool) -> None:
+def upgrade_on(
+    config: Config, revision: str, connection: Connection, data: bool, script: ScriptDirectory | None = None
+) -> None:
+    """``alembic upgrade revision`` on ``connection``, through env.py; with ``script``, the
+    history already loaded (``command.upgrade`` loads every revision file again: called once
+    per revision of a long history, that cost grows with its square)."""
     saved = {key: config.attributes.get(key) for key in ("connection", "data", "configure_logger")}
     config.attributes.update(connection=connection, data=data, configure_logger=False)
     quiet = logging.getLogger("alembic")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # each scratch build's "Running upgrade" lines are noise here
     try:
-        command.upgrade(config, revision)
+        if script is None:
+            command.upgrade(config, revision)
+        else:  # what command.upgrade does, with this ScriptDirectory
+            steps = partial(_upgrade_steps, script, revision)
+            with EnvironmentContext(config, script, fn=steps, destination_rev=revision):
+                script.run_env()
     finally:
         quiet.setLevel(level)
         for key, value in saved.items():
@@ -283,6 +294,10 @@ def upgrade_on(config: Config, revision: str, connection: Connection, data: bool
                 config.attributes[key] = value
     if connection.in_transaction():
         connection.commit()
+
+
+def _upgrade_steps(script: ScriptDirectory, destination: str, heads, _context) -> list:
+    return script._upgrade_revs(destination, heads)
 
 
 def _check(config: Config, revision: str, wanted: Built, old_url: URL, connection: Connection, data: bool) -> list[str]:
