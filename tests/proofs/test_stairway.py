@@ -474,8 +474,8 @@ def test_a_revision_that_changes_a_table_its_operations_do_not_name_is_caught(pr
     through op.get_bind() (the statement is seen: the whole schema is read), through a second
     connection of its own (seen as it is taken from a pool: the same), and through the
     driver's own cursor (not seen: at the end of the line the schema is not what the walk
-    tracked, and the line is walked again reading the whole schema at every step; SQLite's
-    capture reads all of sqlite_master in any case). The revisions between them are clean."""
+    tracked, and the line is walked again reading the whole schema at every step). The
+    revisions between them are clean."""
     bind_alter = 'op.get_bind().execute(sa.text("ALTER TABLE probe_near ADD COLUMN by_bind INTEGER"))'
     table = 'op.create_table("{0}", sa.Column("id", sa.Integer(), nullable=False))'
     revisions = [
@@ -501,3 +501,54 @@ def test_a_revision_that_changes_a_table_its_operations_do_not_name_is_caught(pr
     assert "ix_by_driver" in faults["e4"], faults["e4"]
     if dialect != "sqlite":
         assert "ix_by_second" in faults["e6"], faults["e6"]
+
+
+def test_a_rename_that_rewrites_another_table_is_caught(project_copy, new_database, dialect):
+    """SQLite rewrites the foreign keys (and views, triggers) that name a table it renames: a
+    table the rename's operation does not name. r2 renames ``probe_parent``, which
+    ``probe_child`` refers to, and its downgrade makes a new ``probe_parent`` instead of
+    renaming it back: on SQLite the child's key then names ``probe_parent_new``, which is
+    gone. The walk reads the whole schema after a rename, so it names r2 on the walk's own
+    database, with no second walk (SQLite and PostgreSQL: one database, and the probe that
+    confirms the fault); the servers refuse that downgrade (the key depends on the table).
+    r3 is clean."""
+    child = (
+        'op.create_table("probe_parent", sa.Column("id", sa.Integer(), nullable=False),'
+        ' sa.PrimaryKeyConstraint("id", name="pk_probe_parent"))\n'
+        'op.create_table("probe_child", sa.Column("id", sa.Integer(), nullable=False),'
+        ' sa.Column("parent_id", sa.Integer()), sa.PrimaryKeyConstraint("id", name="pk_probe_child"),'
+        ' sa.ForeignKeyConstraint(["parent_id"], ["probe_parent.id"], name="fk_probe_child_parent"))'
+    )
+    remade = (
+        'op.drop_table("probe_parent_new")\n'
+        'op.create_table("probe_parent", sa.Column("id", sa.Integer(), nullable=False),'
+        ' sa.PrimaryKeyConstraint("id", name="pk_probe_parent"))'
+    )
+    table = 'op.create_table("{0}", sa.Column("id", sa.Integer(), nullable=False))'
+    revisions = [
+        revision_source("r1", HEAD, child, 'op.drop_table("probe_child")\nop.drop_table("probe_parent")'),
+        # between them, so that the steps read again before r2's capture do not name the child
+        revision_source("r1b", "r1", table.format("probe_r1b"), 'op.drop_table("probe_r1b")'),
+        revision_source("r2", "r1b", 'op.rename_table("probe_parent", "probe_parent_new")', remade),
+        revision_source("r3", "r2", table.format("probe_r3"), 'op.drop_table("probe_r3")'),
+    ]
+    for number, source in enumerate(revisions):
+        (project_copy / "migrations" / "versions" / f"probe_{number}.py").write_text(source)
+    script = load_script(project_config(project_copy))
+    made = []
+
+    def fresh():
+        made.append(1)
+        return fresh_on(new_database, script, project_copy)
+
+    def probe():  # the database a fault found with tracked captures is confirmed on
+        return fresh_on(new_database, script, project_copy)
+
+    steps = list(walk(script, fresh, probe=probe))
+    faults = {step.revision.revision: step.fault() for step in steps if step.fault()}
+    assert set(faults) == {"r2"}, faults
+    assert [step.revision.revision for step in steps][-4:] == ["r1", "r1b", "r2", "r3"]
+    if dialect == "sqlite":
+        assert "probe_child" in faults["r2"] and "probe_parent_new" in faults["r2"], faults["r2"]
+    if dialect != "mysql":  # MariaDB's failed DDL is committed as it goes: a new database after the fault
+        assert len(made) == 1, made

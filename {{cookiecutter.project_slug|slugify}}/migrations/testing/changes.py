@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from alembic.ddl.base import AlterTable, RenameTable
+from alembic.ddl.base import AlterTable, ColumnName, RenameTable
 from sqlalchemy import Connection, Pool, event
 from sqlalchemy.sql.ddl import (
     AddConstraint,
@@ -61,11 +61,14 @@ class Changes:
         self.tables: set[str] = set()
         self.everything = False
         self.rows = False
+        self.renamed = False  # a table or a column: SQLite rewrites the tables, views and triggers naming it
         self.inside = 0  # within an operation's impl._exec
 
     def note(self, construct: Any) -> None:
         """What an operation's construct changes."""
         names = named_tables(construct)
+        if isinstance(construct, (RenameTable, ColumnName)):
+            self.renamed = True
         if names is None:
             self.everything = self.rows = True
         elif isinstance(construct, ROWS):

@@ -189,6 +189,26 @@ def sqlite_catalog(connection: Connection) -> tuple[tuple[Any, ...], ...] | None
     return tuple(sqlite_driver_rows(connection, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY 1, 2, 3"))
 
 
+def sqlite_catalog_since(
+    connection: Connection, base: tuple[tuple[Any, ...], ...], tables: Collection[str]
+) -> tuple[tuple[tuple[Any, ...], ...], list[tuple[Any, ...]]]:
+    """``sqlite_catalog()`` now, when only ``tables`` (as their names are written) can have
+    changed since ``base`` was read: their rows (their own, their indexes' and triggers', whose
+    ``tbl_name`` is theirs) and SQLite's own ``sqlite_sequence`` read again, the others kept
+    from ``base``; and the rows read. What a rename rewrites elsewhere (a view, another table's
+    foreign key) is not among them: after one, read the whole catalog."""
+    names = {*tables, "sqlite_sequence"}
+    listed = ", ".join("'" + name.replace("'", "''") + "'" for name in sorted(names))
+    query = f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name IN ({listed})"
+    read = sqlite_driver_rows(connection, query)
+    kept = [row for row in base if row[2] not in names]
+    return tuple(sorted([*kept, *read], key=_catalog_order)), read
+
+
+def _catalog_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:3]  # sqlite_catalog()'s ORDER BY 1, 2, 3: (type, name) is unique, sql never compared
+
+
 def sqlite_driver_rows(connection: Connection, sql: str) -> list[tuple[Any, ...]]:
     """The rows of ``sql``, run by the driver itself on the connection's own SQLite connection
     (sqlite3's, or aiosqlite's adapter, where the connection can be used: see
