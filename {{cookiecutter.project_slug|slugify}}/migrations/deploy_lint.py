@@ -1153,8 +1153,8 @@ def ask_mariadb(
                     upgrade_on(config, parent, connection, data=True, script=script)
                 except Exception as error:  # the rest stays with the rules
                     return [
-                        f"MariaDB was asked up to {revision.revision}, whose parent {parent} failed on the "
-                        f"scratch database: {describe(error)}"
+                        f"MariaDB was not asked about {revision.revision} or the revisions after it: upgrading "
+                        f"the scratch database to {parent} failed: {describe(error)}"
                     ]
             copies: dict[str, str] = {}
             try:
