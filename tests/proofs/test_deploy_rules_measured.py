@@ -470,7 +470,9 @@ def test_without_a_lock_timeout_ddl_waits_for_a_running_query_and_queues_every_q
         try:
             report.exec_driver_sql("SELECT * FROM q").all()  # a query still running: its transaction is open
             thread.start()
-            with engine.connect() as watch:
+            # each poll its own transaction: PostgreSQL shows a transaction one snapshot of
+            # pg_stat_activity, taken at its first read (a poll before the ALTER waited saw none after)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
                 for _ in range(250):
                     if watch.execute(text(waiting)).scalar():
                         break
