@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from proofs.locks import Measured, measure
+from proofs.locks import Inconclusive, Measured, measure
 
 TABLE = ["CREATE TABLE t (id integer PRIMARY KEY, x integer NOT NULL)"]
 NOT_VALID = "ALTER TABLE t ADD CONSTRAINT ck CHECK (x >= 0) NOT VALID"
@@ -166,8 +166,13 @@ def test_a_fill_and_a_write_probe_of_ones_own(url, dialect):
 
 def test_nothing_is_left_behind(url, dialect):
     """The scratch schema (PostgreSQL) or database (MariaDB) is gone after a measure, and so is
-    every connection it opened."""
-    measure(url, TABLE, ["ALTER TABLE t ADD COLUMN c integer"], "t", rows=1_000)  # a verdict on any table
+    every connection it opened, whether it gave a verdict or not: on a loaded machine (CI) an
+    ALTER that MariaDB runs INSTANT can end before any probe is shown to have run beside it, on
+    every table size tried (Inconclusive), and then too nothing may stay."""
+    try:
+        measure(url, TABLE, ["ALTER TABLE t ADD COLUMN c integer"], "t", rows=1_000)
+    except Inconclusive:
+        pass
     if dialect == "postgresql":  # this test's own database: any schema or other session in it was the probe's
         scratch = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'lockprobe%'"
         sessions = (
