@@ -292,8 +292,8 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     upgrade = Contender("alembic upgrade head")
     create_db = Contender("python create_db.py")
     naive = Contender("the seed's naive recipe")
-    floor = Contender("floor without the models")
-    with_models = Contender("floor")
+    floor = Contender("floor")  # the models imported: the one that counts
+    without_models = Contender("floor without the models")
     package = next(project.glob("*/models.py")).parent.name
     naive_recipe = NAIVE_RECIPE.format(package=package)
 
@@ -308,7 +308,7 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     def run_naive(url: str) -> None:
         naive.parts.setdefault("", []).append(timed([sys.executable, "-c", naive_recipe], project, python_env(url)))
 
-    def run_floor(url: str, contender: Contender = floor, imported: str = "sqlalchemy, alembic.command") -> None:
+    def run_floor(url: str, contender: Contender, imported: str) -> None:
         imports = timed([sys.executable, "-c", f"import gc; gc.disable(); import {imported}"], project, python_env(url))
         command, env, stdin = server.client_command(url, script)
         contender.parts.setdefault(f"import {imported}", []).append(imports)
@@ -316,10 +316,13 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
         contender.parts.setdefault(f"{server.client_name} running the DDL", []).append(ddl)
 
     def run_floor_with_models(url: str) -> None:
-        run_floor(url, with_models, f"sqlalchemy, alembic.command, {package}.models")
+        run_floor(url, floor, f"sqlalchemy, alembic.command, {package}.models")
+
+    def run_floor_without_models(url: str) -> None:
+        run_floor(url, without_models, "sqlalchemy, alembic.command")
 
     for round_ in range(runs + 1):
-        for run in (run_upgrade, run_create_db, run_naive, run_floor_with_models, run_floor):
+        for run in (run_upgrade, run_create_db, run_naive, run_floor_with_models, run_floor_without_models):
             url = server.new()
             try:
                 run(url)
@@ -327,9 +330,9 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
             finally:
                 server.drop(url)
         if round_ == 0:  # the warm-up round
-            for contender in (upgrade, create_db, naive, with_models, floor):
+            for contender in (upgrade, create_db, naive, floor, without_models):
                 contender.parts = {part: [] for part in contender.parts}
-    return [upgrade, create_db, naive, with_models, floor]
+    return [upgrade, create_db, naive, floor, without_models]
 
 
 # --- In-process: what a test fixture pays per database -----------------------------------

@@ -78,7 +78,7 @@ class _CannotConnect(Exception):
         self.error = error
 
 
-def cannot_connect(error: OperationalError, _url: URL) -> _CannotConnect:
+def _not_connected(error: OperationalError, _url: URL) -> _CannotConnect:
     return _CannotConnect(error)
 
 
@@ -113,7 +113,7 @@ def create_db(config: Config, url: URL | str | None = None) -> str:
                 return None, None, error, clean_up_failed_build(connection, url, planned, created_database)
 
     try:  # one connection: a missing database is seen when it fails (a second one cost 0.1 s)
-        finished, head, failure, left = run_on_connection(url, build_locked, cannot_connect)  # an async URL too
+        finished, head, failure, left = run_on_connection(url, build_locked, _not_connected)  # an async URL too
     except _CannotConnect as error:
         if not creates_databases(url):
             raise error.error from None

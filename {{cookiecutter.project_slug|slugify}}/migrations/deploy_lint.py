@@ -1181,19 +1181,18 @@ def _askable(recorded: list[Recorded]) -> bool:
     """Whether a revision runs a statement the server can be asked about, on a table it does
     not make itself (those are new and empty: nothing to ask, and no finding)."""
     made = {item.operation.table_name.lower() for item in recorded if isinstance(item.operation, ops.CreateTableOp)}
-    for item in recorded:
-        statements = [statement for statement in _statements(item.sql) if statement]
-        match = ASKABLE.match(statements[0]) if len(statements) == 1 else None
-        if match and match["table"].strip("`").lower() not in made:
-            return True
-    return False
+    asked = (_askable_statement(item.sql) for item in recorded)
+    return any(match and match["table"].strip("`").lower() not in made for match in asked)
+
+
+def _askable_statement(sql: str) -> re.Match[str] | None:
+    """The ASKABLE match of ``sql`` when it is one such statement, else None."""
+    statements = [statement for statement in _statements(sql) if statement]
+    return ASKABLE.match(statements[0]) if len(statements) == 1 else None
 
 
 def _ask(connection: sa.Connection, sql: str, copies: dict[str, str]) -> Effect | None:
-    statements = [statement for statement in _statements(sql) if statement]
-    if len(statements) != 1:
-        return None
-    match = ASKABLE.match(statements[0])
+    match = _askable_statement(sql)
     if match is None:
         return None
     table = match["table"].strip("`")

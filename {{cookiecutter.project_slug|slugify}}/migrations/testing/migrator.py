@@ -303,16 +303,15 @@ class Migrator:
         self._changes = None
         if whole or changes is None or changes.everything:
             base = None
-        changed = None if base is None else changes.tables
-        captured = self._capture_now(keep, changed, base, renamed=changes is not None and changes.renamed)
+        # SQLite writes a rename into the tables, views and triggers naming it: read it all then
+        changed = None if base is None or (self.sqlite and changes.renamed) else changes.tables
+        captured = self._capture_now(keep, changed, base)
         if base is not None and not changes.rows:
             captured.base, captured.changed = base, frozenset(changes.tables)
         self._base = captured
         return captured
 
-    def _capture_now(
-        self, keep: bool, changed: set[str] | None, base: Captured | None, renamed: bool = False
-    ) -> Captured:
+    def _capture_now(self, keep: bool, changed: set[str] | None, base: Captured | None) -> Captured:
         if not self.sqlite:
             since = base.catalog if base is not None and isinstance(base.catalog, Catalog) else None
             with self._reading() as connection:
@@ -321,7 +320,7 @@ class Migrator:
                 return Captured(catalog=found)
             now = self.snapshot()  # MySQL
             return Captured(snapshot=now, listed=list(now["tables"]))
-        if changed is not None and base is not None and isinstance(base.catalog, tuple) and not renamed:
+        if changed is not None and base is not None and isinstance(base.catalog, tuple):
             # SQLite: the rows of the tables the steps named, the others kept (on a history of a
             # thousand tables, reading all of sqlite_master at every step cost a third of the walk)
             rows, read = sqlite_catalog_since(self.connection, base.catalog, changed)
@@ -396,7 +395,7 @@ class Migrator:
         whole = self.capture(whole=True)
         if isinstance(captured.catalog, Catalog) and whole.catalog != captured.catalog:
             return False
-        if isinstance(captured.catalog, tuple) and captured.replayable and whole.catalog != captured.catalog:
+        if isinstance(captured.catalog, tuple) and captured.replayable:
             # SQLite (its rows read per table, see capture()): the same schema, perhaps not the
             # same text (another database's ALTERs may have spelled a table otherwise)
             was, now = self.compare(captured, whole)
