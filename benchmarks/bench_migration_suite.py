@@ -99,8 +99,40 @@ for revision in reversed(list(script.walk_revisions("base", "heads"))):
     upgrade = offline(True, parent, revision.revision)
     # a downgrade to base leaves the version table (its row deleted), as the stairway's does
     again = re.sub(r"CREATE TABLE alembic_version \(.*?\);", "", upgrade, flags=re.DOTALL)
-    sys.stdout.write(upgrade + offline(False, revision.revision, parent or "base") + again)
+    sys.stdout.write(upgrade + offline(False, revision.revision, parent or "base") + (again if AGAIN else ""))
 """
+# Run in the baked project: the least any suite testing the revisions through Alembic runs,
+# without a check: create_db's build on one new database, and on another every revision's
+# upgrade (one run) and then every downgrade (one run), as env.py runs them.
+THROUGH_ALEMBIC = r"""
+import gc, sys
+gc.disable()  # as the suite collects (migrations/testing/collector.py)
+import pytest
+from sqlalchemy import make_url
+from create_db import create_db
+from migrations.settings import make_engine
+from migrations.testing.head_build import alembic_config_for
+from migrations.testing.migrator import Migrator
+from migrations.testing.schema import sqlite_driver_rows
+
+built, walked = make_url(sys.argv[1]), make_url(sys.argv[2])
+create_db(alembic_config_for(built))  # before any revision is imported, as the suite builds it
+engine = make_engine(walked)
+with engine.connect() as connection:
+    if connection.dialect.name == "postgresql":  # as the suite's walk (tests/test_migrations.py)
+        connection.exec_driver_sql("SET synchronous_commit = off")
+        connection.commit()
+    elif connection.dialect.name == "sqlite":
+        sqlite_driver_rows(connection, "PRAGMA synchronous = OFF")
+    migrator = Migrator(alembic_config_for(walked), connection)
+    migrator.upgrade("heads")
+    migrator.downgrade("base")
+engine.dispose()
+"""
+# The least SQL that checking every downgrade needs: each upgrade and each downgrade once.
+EACH_ONCE = "each upgrade and downgrade once"
+EACH_ONCE_SQL = "AGAIN = False\n" + STAIRWAY_SQL
+STAIRWAY_SQL = "AGAIN = True\n" + STAIRWAY_SQL
 # The target's anchor: pytest-alembic 0.13.1's four tests on this history took 9.5 s on a
 # machine of this project's CI kind. Its speed varies from day to day (pytest-alembic has
 # taken 4.9 s to 11.8 s here), so ours is also shown scaled to the anchor's speed.
@@ -270,6 +302,7 @@ class Floor:
             for part, command in (
                 ("the stairway's SQL", [sys.executable, "-c", STAIRWAY_SQL]),
                 ("create_db's SQL", [sys.executable, "create_db.py", "--sql"]),
+                (EACH_ONCE, [sys.executable, "-c", EACH_ONCE_SQL]),
             ):
                 result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=3600)
                 if result.returncode != 0:
@@ -277,7 +310,7 @@ class Floor:
                 path = folder / f"{len(self.scripts)}.sql"
                 # PostgreSQL: the stairway's revisions each in a transaction of their own, as the
                 # suite commits them (in one, 1,000 revisions run out of max_locks_per_transaction)
-                own = database == "postgresql" and part == "the stairway's SQL"
+                own = database == "postgresql" and part != "create_db's SQL"
                 path.write_text(result.stdout if own else self.server.floor_script(result.stdout))
                 self.scripts[part] = path
         finally:
@@ -289,21 +322,46 @@ class Floor:
             values.pop(0)
 
     def run(self) -> tuple[float, str]:
+        """The floor: the imports, the stairway's SQL and create_db's."""
+        return self._replay(("the stairway's SQL", "create_db's SQL")), "floor"
+
+    def run_bound(self) -> tuple[float, str]:
+        """The least any suite making these checks could take: the imports, and the least SQL
+        they need (each upgrade and each downgrade once, and create_db's build)."""
+        return self._replay((EACH_ONCE, "create_db's SQL"), "bound: "), "bound"
+
+    def run_through_alembic(self) -> tuple[float, str]:
+        """The least any suite running the revisions through Alembic could take: one process
+        importing, building create_db's database and running each upgrade and each downgrade
+        once through env.py, checking nothing (THROUGH_ALEMBIC)."""
         from bench_create_db import timed
 
-        seconds = {"imports": timed([sys.executable, "-c", self.imports], self.project, dict(os.environ))}
-        for part, script in self.scripts.items():
+        built, walked = self.server.new(), self.server.new()
+        try:
+            command = [sys.executable, "-c", THROUGH_ALEMBIC, built, walked]
+            env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "PYTHONPATH")}
+            return timed(command, self.project, env), "bound"
+        finally:
+            self.server.drop(built)
+            self.server.drop(walked)
+
+    def _replay(self, parts: tuple[str, ...], prefix: str = "") -> float:
+        from bench_create_db import timed
+
+        seconds = {f"{prefix}imports": timed([sys.executable, "-c", self.imports], self.project, dict(os.environ))}
+        for part in parts:
             url = self.server.new()
             try:
-                command, env, stdin = self.server.client_command(url, script)
-                if self.server.database == "postgresql" and part == "the stairway's SQL":
+                command, env, stdin = self.server.client_command(url, self.scripts[part])
+                if self.server.database == "postgresql" and part != "create_db's SQL":
                     command.remove("--single-transaction")
-                seconds[f"{self.server.client_name} replaying {part}"] = timed(command, self.project, env, stdin)
+                replaying = f"{prefix}{self.server.client_name} replaying {part}"
+                seconds[replaying] = timed(command, self.project, env, stdin)
             finally:
                 self.server.drop(url)
         for part, value in seconds.items():
             self.parts.setdefault(part, []).append(value)
-        return sum(seconds.values()), "floor"
+        return sum(seconds.values())
 
 
 def pytest_command(python: str, test_file: str, plugins: tuple[str, ...]) -> list[str]:
@@ -409,6 +467,22 @@ def print_verdicts(database: str, ours: float, theirs: float | None) -> None:
         )
 
 
+def print_bound(theirs: float, bound: float, through_alembic: float) -> None:
+    """Whether any suite making our checks could be TARGET_SPEED_UP times faster than
+    pytest-alembic: it must at least import what the suite imports and run each upgrade and
+    each downgrade once, and create_db's build. Two bounds: that SQL replayed by the client;
+    and that run through Alembic, as a suite testing the revisions must run them (their code
+    is what it tests), checking nothing."""
+    needed = theirs / TARGET_SPEED_UP
+    print(f"bound: {TARGET_SPEED_UP:g}x faster than pytest-alembic means <= {needed:.2f} s")
+    for what, seconds, who in (
+        ("the least SQL these checks need replayed by the client, plus the imports", bound, "any suite"),
+        ("the same run through Alembic, checking nothing", through_alembic, "any suite running Alembic"),
+    ):
+        verdict = "within reach" if seconds <= needed else f"out of reach for {who} making these checks"
+        print(f"  {what}: {seconds:.2f} s, pytest-alembic / it {theirs / seconds:.2f}: {verdict}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=list(SERVERS), default="sqlite", help="default: sqlite")
@@ -450,7 +524,11 @@ def main(argv: list[str] | None = None) -> int:
             suites.append(Suite(label, pytest_command(pytest_alembic_python, PYTEST_ALEMBIC_FILE, plugins)))
         floor = Floor(project, args.database, where)
         suites.append(Suite(f"floor: {floor.server.client_name} + imports", [], floor.run, floor.forget_first))
+        suites.append(Suite("bound: the least SQL + imports", [], floor.run_bound, lambda: None))
+        suites.append(Suite("bound: through Alembic, no check", [], floor.run_through_alembic, lambda: None))
         timings = time_suites(project, suites, args.runs, SERVERS[args.database], not args.no_bytecode_cache)
+        through_alembic = timings.pop()
+        bound = timings.pop()
 
         history = f"{args.revisions} revisions (one table + one index each{', and data steps' * args.data_steps})"
         server = SERVERS[args.database]
@@ -469,7 +547,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"{max(timing.seconds):>6.2f}s {statistics.median(timing.cpu_seconds):>9.2f}s"
             )
         for part, values in floor.parts.items():
-            print(f"  floor: {part:<40} {'':<11} {statistics.median(values):>6.2f}s")
+            if not part.startswith("bound: "):
+                print(f"  floor: {part:<40} {'':<11} {statistics.median(values):>6.2f}s")
+        print(
+            f"{bound.label:<42} {bound.outcome:<20} {bound.median:>6.2f}s {min(bound.seconds):>6.2f}s "
+            f"{max(bound.seconds):>6.2f}s {statistics.median(bound.cpu_seconds):>9.2f}s"
+        )
+        for part, values in floor.parts.items():
+            if part.startswith("bound: "):
+                print(f"  {part:<47} {'':<11} {statistics.median(values):>6.2f}s")
+        print(
+            f"{through_alembic.label:<42} {through_alembic.outcome:<20} {through_alembic.median:>6.2f}s "
+            f"{min(through_alembic.seconds):>6.2f}s {max(through_alembic.seconds):>6.2f}s "
+            f"{statistics.median(through_alembic.cpu_seconds):>9.2f}s"
+        )
         if problem is not None:
             print(f"{label:<42} not measured: {problem}")
         ours_median, floor_median = timings[0].median, timings[-1].median
@@ -481,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
             print("the targets apply to the anchor's history: 100 revisions, no data steps")
         else:
             print_verdicts(args.database, timings[0].median, timings[1].median if problem is None else None)
+            if problem is None:
+                print_bound(timings[1].median, bound.median, through_alembic.median)
         print(f"ours on {args.revisions} revisions: {timings[0].median:.2f} s (for --revisions 1000 against 100)")
         if args.keep:
             print(f"baked project kept in {project}")
