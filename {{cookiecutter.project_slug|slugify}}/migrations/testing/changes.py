@@ -62,7 +62,12 @@ class Changes:
         self.everything = False
         self.rows = False
         self.renamed = False  # a table or a column: SQLite rewrites the tables, views and triggers naming it
+        self.unread = False  # since mark(): anything else than DDL on named tables (rows, SQL text...)
         self.inside = 0  # within an operation's impl._exec
+
+    def mark(self) -> None:
+        """From here, ``unread`` tells whether the steps run since did more than DDL on named tables."""
+        self.unread = False
 
     def note(self, construct: Any) -> None:
         """What an operation's construct changes."""
@@ -70,18 +75,18 @@ class Changes:
         if isinstance(construct, (RenameTable, ColumnName)):
             self.renamed = True
         if names is None:
-            self.everything = self.rows = True
+            self.everything = self.rows = self.unread = True
         elif isinstance(construct, ROWS):
             if not names <= version_tables():  # Alembic's own update of its version table aside
                 self.tables |= names
-                self.rows = True
+                self.rows = self.unread = True
         else:
             self.tables |= names
 
     def statement(self) -> None:
         """A statement run on the connection: outside an operation, what it changes is unknown."""
         if not self.inside:
-            self.everything = self.rows = True
+            self.everything = self.rows = self.unread = True
 
 
 def named_tables(construct: Any) -> set[str] | None:
@@ -136,7 +141,7 @@ def watched(connection: Connection, context: Any, changes: Any) -> Iterator[None
     def checkout(*_: Any) -> None:  # a second connection, in the walk's thread: the revision's
         tracked = changes()
         if tracked is not None and threading.get_ident() == walking:
-            tracked.everything = tracked.rows = True
+            tracked.everything = tracked.rows = tracked.unread = True
 
     impl._exec = _exec
     event.listen(connection, "before_cursor_execute", before_cursor_execute)

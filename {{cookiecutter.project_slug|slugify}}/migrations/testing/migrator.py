@@ -117,6 +117,7 @@ class Migrator:
         self.tracking = True
         self._base: Captured | None = None
         self._changes: Changes | None = None
+        self.last_changes: Changes | None = None  # what the steps before the last capture changed
 
     def _on(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` where the connection can be used (an async Link's: through run_sync)."""
@@ -237,6 +238,19 @@ class Migrator:
                 self.forget()
             self._on(savepoint.commit if keep else savepoint.rollback)
 
+    def restore(self, savepoint: Any, captured: Captured) -> None:
+        """Back to ``savepoint``, taken when the database was as ``captured`` (with its row
+        counts), which the next capture starts from."""
+        self._changes = None
+        self._on(savepoint.rollback)
+        self._base = captured
+
+    def read_all(self, *changes: Changes | None) -> bool:
+        """Whether each of these was tracked, and ran nothing since its ``mark()`` but DDL on
+        named tables, which the captures read whole (changes.py): no rows written, no SQL
+        text, no enum type or sequence, no second connection."""
+        return self.tracking and all(c is not None and not c.unread for c in changes)
+
     def back_at(self, step: Step) -> bool:
         """After a faulty step: is the database (again) as the upgrade of its revision left it,
         schema and row counts, so that the walk can go on here rather than on a new database?
@@ -300,7 +314,7 @@ class Migrator:
 
     def _capture(self, keep: bool, whole: bool) -> Captured:
         changes, base = self._changes, self._base
-        self._changes = None
+        self._changes, self.last_changes = None, changes
         if whole or changes is None or changes.everything:
             base = None
         # SQLite writes a rename into the tables, views and triggers naming it: read it all then

@@ -1,4 +1,5 @@
-"""The stairway: every revision upgraded, downgraded, compared and upgraded again, in-process.
+"""The stairway: every revision upgraded, downgraded, compared and upgraded again (or, where
+DDL is transactional and a capture reads all it did, rolled back to), in-process.
 
 - ``Migrator`` (migrator.py): Alembic's upgrade, downgrade and check on one Connection,
   through env.py, with one ScriptDirectory loaded once, and cheap schema captures;
@@ -325,8 +326,15 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress, begins)
     """The MigrationSteps of the run of env.py that walks a line, for Alembic to apply one
     after the other; between two of them, inside the run, the schema is captured and the
     rows counted. Each revision: upgrade (after the revision before it, which the last step
-    downgraded, is upgraded again), capture, downgrade, capture and compare. The walk ends
-    with the last revision upgraded again, or stops at the first faulty downgrade."""
+    downgraded, is upgraded again), capture, downgrade, capture and compare. Where DDL is
+    transactional and the captures read everything the upgrade and the downgrade changed
+    (``Migrator.read_all()``: operations on named tables only), a clean downgrade is rolled
+    back to the SAVEPOINT taken before it instead: the database is then exactly as the upgrade
+    left it, and upgrading it again from a schema found equal to its parent's would run the
+    same statements on the same schema. SQL text, rows written, an enum type or a sequence,
+    a second connection: upgraded again, as what it changed may be more than a capture shows
+    (a leftover PostgreSQL schema fails the upgrade again). The walk ends with the last
+    revision upgraded again or rolled back to, or stops at the first faulty downgrade."""
     if tuple(sorted(heads)) != _parents(line[0]):
         raise RuntimeError(f"the stairway expected the database at {_parents(line[0])}, found it at {heads}")
     with watched(migrator.connection, context, migrator.tracked):
@@ -348,6 +356,8 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             progress.phase = "upgrading it again after its downgrade"
             as_a_new_run(context)
             yield MigrationStep.upgrade_from_script(revision_map, undone)
+        if migrator.tracked() is not None:  # what this revision's upgrade does, for read_all()
+            migrator.tracked().mark()
         progress.phase, progress.revision, progress.step, progress.made = "upgrading it", revision, None, None
         yield MigrationStep.upgrade_from_script(revision_map, revision)
         if revision.revision in skip:
@@ -358,6 +368,7 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         step = Step(revision, undo_target(revision), rows_before=rows)
         step.tracked_before = before if migrator.tracking else None
         at_revision = migrator.capture()
+        made = migrator.last_changes
         rows = migrator.counts(at_revision)
         step.at_revision, step.rows_at_revision = at_revision, rows
         progress.phase, progress.made = "downgrading it", step
@@ -367,11 +378,20 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         undone, progress.step = revision, step
         progress.phase = "comparing the schema after its downgrade"
         done.append(record_downgrade(migrator, step, before, at_revision))
+        unmade = migrator.last_changes
         if not step.clean and migrator.untracked_change():
             raise UntrackedChange(step)
-        # A faulty one: back at this revision, unless its autocommit_block() committed the
-        # downgrade (then walk() checks where the database is: Migrator.back_at()).
-        migrator.roll_back(savepoint, keep=step.clean)
+        if step.clean and savepoint is not None and savepoint.is_active and migrator.read_all(made, unmade):
+            # Back at this revision by rolling the downgrade back, not by upgrading it again:
+            # the step Alembic records the upgrade by (no operation run), then the rollback.
+            progress.phase = "rolling its downgrade back"
+            yield _recorded_only(revision_map, revision)
+            migrator.restore(savepoint, at_revision)
+            undone = None
+        else:
+            # A faulty one: back at this revision, unless its autocommit_block() committed the
+            # downgrade (then walk() checks where the database is: Migrator.back_at()).
+            migrator.roll_back(savepoint, keep=step.clean)
         if not step.clean:
             return
         before = at_revision
@@ -383,11 +403,20 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         as_a_new_run(context)
         migrator.track()
         yield MigrationStep.upgrade_from_script(revision_map, undone)
-    if migrator.tracking:
+        if migrator.tracking:
+            migrator.counts(migrator.capture())
+    if migrator.tracking:  # the last capture, tracked, against the whole schema
         progress.phase = "comparing what the walk tracked with the whole schema"
-        migrator.counts(migrator.capture())
         if migrator.untracked_change():
             raise UntrackedChange(line[-1])
+
+
+def _recorded_only(revision_map, revision: Script) -> MigrationStep:
+    """The revision's upgrade step with no operation: Alembic records it in the version table
+    (and in the heads it keeps for the run), as the upgrade it stands for would."""
+    step = MigrationStep.upgrade_from_script(revision_map, revision)
+    step.migration_fn = lambda **_kw: None
+    return step
 
 
 class _LineDowngrade(RevisionStep):
