@@ -29,7 +29,7 @@ after an untimed first run of each, with Python's bytecode caching on as users r
   pytest, the driver and the project's models), plus the database's own client (psql,
   mariadb, sqlite3) replaying, each in one transaction on a new database, the SQL of the
   stairway the suite walks (for each revision its upgrade, its downgrade and its upgrade
-  again, from ``alembic upgrade/downgrade --sql``; on PostgreSQL and SQLite, for a revision
+  again, from ``alembic upgrade/downgrade --sql``; on PostgreSQL, for a revision
   of DDL on named tables only, its downgrade between a SAVEPOINT and a ROLLBACK TO it, as
   the suite walks it) and of create_db.py's build (``create_db.py --sql``); the times added
   up (making the databases left out);
@@ -80,7 +80,7 @@ TARGET_FLOOR_RATIO = 2.0  # on every database
 DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg", "mysql": "pymysql"}
 # Run in the baked project: the stairway's SQL, as the suite walks it (migrations/testing/
 # stairway.py), each revision in a transaction of its own: its upgrade, its downgrade, and
-# its upgrade again; or, on PostgreSQL and SQLite, for a revision whose upgrade and downgrade
+# its upgrade again; or, on PostgreSQL, for a revision whose upgrade and downgrade
 # ran only DDL on named tables (changes.py), the downgrade between a SAVEPOINT and a
 # ROLLBACK TO it. With EACH_ONCE: every upgrade (one run), then every downgrade (one run).
 STAIRWAY_SQL = r"""
@@ -126,7 +126,7 @@ for revision in reversed(list(script.walk_revisions("base", "heads"))):
     parent = revision.down_revision
     upgrade, made_read, dialect = offline(True, parent, revision.revision)
     downgrade, unmade_read, _ = offline(False, revision.revision, parent or "base")
-    if made_read and unmade_read and dialect in ("postgresql", "sqlite"):
+    if made_read and unmade_read and dialect == "postgresql":
         walked = [upgrade, "SAVEPOINT stairway;", downgrade, "ROLLBACK TO SAVEPOINT stairway;"]
     else:  # a downgrade to base leaves the version table (its row deleted), as the stairway's does
         walked = [upgrade, downgrade, re.sub(r"CREATE TABLE alembic_version \(.*?\);", "", upgrade, flags=re.DOTALL)]
