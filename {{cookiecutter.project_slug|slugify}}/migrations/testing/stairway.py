@@ -386,8 +386,8 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         unmade = migrator.last_changes
         if not step.clean and migrator.untracked_change():
             raise UntrackedChange(step)
-        rolled_back = rolls_back and savepoint is not None and savepoint.is_active
-        if step.clean and rolled_back and migrator.read_all(made, unmade):
+        can_roll_back = rolls_back and savepoint is not None and savepoint.is_active
+        if step.clean and can_roll_back and migrator.read_all(made, unmade):
             # Back at this revision by rolling the downgrade back, not by upgrading it again:
             # the step Alembic records the upgrade by (no operation run), then the rollback.
             progress.phase = "rolling its downgrade back"
