@@ -82,7 +82,7 @@ DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg", "mysql": "pymysql"}
 # stairway.py), each revision in a transaction of its own: its upgrade, its downgrade, and
 # its upgrade again; or, on PostgreSQL, for a revision whose upgrade and downgrade
 # ran only DDL on named tables (changes.py), the downgrade between a SAVEPOINT and a
-# ROLLBACK TO it. With EACH_ONCE: every upgrade (one run), then every downgrade (one run).
+# ROLLBACK TO it. With the argument each-once: every upgrade (one run), then every downgrade (one run).
 STAIRWAY_SQL = r"""
 import io, re, sys
 from alembic.config import Config
@@ -118,7 +118,7 @@ def bare(sql):
     return "\n".join(line for line in sql.splitlines() if line.strip() not in ("BEGIN;", "COMMIT;")) + "\n"
 
 
-if EACH_ONCE:
+if sys.argv[1:] == ["each-once"]:
     head = script.get_current_head()
     sys.stdout.write(offline(True, None, "heads")[0] + offline(False, head, "base")[0])
     sys.exit()
@@ -162,8 +162,6 @@ engine.dispose()
 """
 # The least SQL that checking every downgrade needs: each upgrade and each downgrade once.
 EACH_ONCE = "each upgrade and downgrade once"
-EACH_ONCE_SQL = "EACH_ONCE = True\n" + STAIRWAY_SQL
-STAIRWAY_SQL = "EACH_ONCE = False\n" + STAIRWAY_SQL
 # The target's anchor: pytest-alembic 0.13.1's four tests on this history took 9.5 s on a
 # machine of this project's CI kind. Its speed varies from day to day (pytest-alembic has
 # taken 4.9 s to 11.8 s here), so ours is also shown scaled to the anchor's speed.
@@ -303,6 +301,13 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    def row(self) -> str:
+        """Its line in the report's table."""
+        return (
+            f"{self.label:<42} {self.outcome:<20} {self.median:>6.2f}s {min(self.seconds):>6.2f}s "
+            f"{max(self.seconds):>6.2f}s {statistics.median(self.cpu_seconds):>9.2f}s"
+        )
+
 
 @dataclass
 class Suite:
@@ -333,7 +338,7 @@ class Floor:
             for part, command in (
                 ("the stairway's SQL", [sys.executable, "-c", STAIRWAY_SQL]),
                 ("create_db's SQL", [sys.executable, "create_db.py", "--sql"]),
-                (EACH_ONCE, [sys.executable, "-c", EACH_ONCE_SQL]),
+                (EACH_ONCE, [sys.executable, "-c", STAIRWAY_SQL, "each-once"]),
             ):
                 result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=3600)
                 if result.returncode != 0:
@@ -573,25 +578,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bytecode caching: {caching}; both suites run the same way")
         print(f"{'suite':<42} {'tests':<20} {'median':>7} {'min':>7} {'max':>7} {'CPU median':>10}")
         for timing in timings:
-            print(
-                f"{timing.label:<42} {timing.outcome:<20} {timing.median:>6.2f}s {min(timing.seconds):>6.2f}s "
-                f"{max(timing.seconds):>6.2f}s {statistics.median(timing.cpu_seconds):>9.2f}s"
-            )
+            print(timing.row())
         for part, values in floor.parts.items():
             if not part.startswith("bound: "):
                 print(f"  floor: {part:<40} {'':<11} {statistics.median(values):>6.2f}s")
-        print(
-            f"{bound.label:<42} {bound.outcome:<20} {bound.median:>6.2f}s {min(bound.seconds):>6.2f}s "
-            f"{max(bound.seconds):>6.2f}s {statistics.median(bound.cpu_seconds):>9.2f}s"
-        )
+        print(bound.row())
         for part, values in floor.parts.items():
             if part.startswith("bound: "):
                 print(f"  {part:<47} {'':<11} {statistics.median(values):>6.2f}s")
-        print(
-            f"{through_alembic.label:<42} {through_alembic.outcome:<20} {through_alembic.median:>6.2f}s "
-            f"{min(through_alembic.seconds):>6.2f}s {max(through_alembic.seconds):>6.2f}s "
-            f"{statistics.median(through_alembic.cpu_seconds):>9.2f}s"
-        )
+        print(through_alembic.row())
         if problem is not None:
             print(f"{label:<42} not measured: {problem}")
         ours_median, floor_median = timings[0].median, timings[-1].median

@@ -69,24 +69,29 @@ class Changes:
         """From here, ``unread`` tells whether the steps run since did more than DDL on named tables."""
         self.unread = False
 
+    def unknown(self, schema: bool = True) -> None:
+        """What was run changed rows (and with ``schema``, the schema) where no name says which."""
+        self.everything = self.everything or schema
+        self.rows = self.unread = True
+
     def note(self, construct: Any) -> None:
         """What an operation's construct changes."""
         names = named_tables(construct)
         if isinstance(construct, (RenameTable, ColumnName)):
             self.renamed = True
         if names is None:
-            self.everything = self.rows = self.unread = True
+            self.unknown()
         elif isinstance(construct, ROWS):
             if not names <= version_tables():  # Alembic's own update of its version table aside
                 self.tables |= names
-                self.rows = self.unread = True
+                self.unknown(schema=False)
         else:
             self.tables |= names
 
     def statement(self) -> None:
         """A statement run on the connection: outside an operation, what it changes is unknown."""
         if not self.inside:
-            self.everything = self.rows = self.unread = True
+            self.unknown()
 
 
 def named_tables(construct: Any) -> set[str] | None:
@@ -141,7 +146,7 @@ def watched(connection: Connection, context: Any, changes: Any) -> Iterator[None
     def checkout(*_: Any) -> None:  # a second connection, in the walk's thread: the revision's
         tracked = changes()
         if tracked is not None and threading.get_ident() == walking:
-            tracked.everything = tracked.rows = tracked.unread = True
+            tracked.unknown()
 
     impl._exec = _exec
     event.listen(connection, "before_cursor_execute", before_cursor_execute)

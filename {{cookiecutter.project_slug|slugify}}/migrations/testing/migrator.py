@@ -117,7 +117,6 @@ class Migrator:
         self.tracking = True
         self._base: Captured | None = None
         self._changes: Changes | None = None
-        self.last_changes: Changes | None = None  # what the steps before the last capture changed
 
     def _on(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` where the connection can be used (an async Link's: through run_sync)."""
@@ -228,22 +227,18 @@ class Migrator:
         DDL statement): None."""
         return self._on(self.connection.begin_nested) if self.savepoint_supported() else None
 
-    def roll_back(self, savepoint: Any, keep: bool = False) -> None:
+    def roll_back(self, savepoint: Any, keep: bool = False, to: Captured | None = None) -> None:
         """Back to ``savepoint`` (or, ``keep``: keep what was done since, and let it go).
         Nothing to do when none was taken, or when the revision ended the transaction it was
         in (``autocommit_block()`` commits it, and its savepoints with it): what it did is
-        committed."""
+        committed. ``to``: the capture (with its row counts) of the database when the
+        savepoint was taken, which the next capture starts from; else it reads the whole."""
         if savepoint is not None and savepoint.is_active:
             if not keep:
                 self.forget()
             self._on(savepoint.commit if keep else savepoint.rollback)
-
-    def restore(self, savepoint: Any, captured: Captured) -> None:
-        """Back to ``savepoint``, taken when the database was as ``captured`` (with its row
-        counts), which the next capture starts from."""
-        self._changes = None
-        self._on(savepoint.rollback)
-        self._base = captured
+            if not keep and to is not None:
+                self._base = to
 
     def read_all(self, *changes: Changes | None) -> bool:
         """Whether each of these was tracked, and ran nothing since its ``mark()`` but DDL on
@@ -314,7 +309,7 @@ class Migrator:
 
     def _capture(self, keep: bool, whole: bool) -> Captured:
         changes, base = self._changes, self._base
-        self._changes, self.last_changes = None, changes
+        self._changes = None
         if whole or changes is None or changes.everything:
             base = None
         # SQLite writes a rename into the tables, views and triggers naming it: read it all then

@@ -372,8 +372,8 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             continue
         step = Step(revision, undo_target(revision), rows_before=rows)
         step.tracked_before = before if migrator.tracking else None
+        made = migrator.tracked()  # what the upgrade changed, which the capture reads
         at_revision = migrator.capture()
-        made = migrator.last_changes
         rows = migrator.counts(at_revision)
         step.at_revision, step.rows_at_revision = at_revision, rows
         progress.phase, progress.made = "downgrading it", step
@@ -382,8 +382,8 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         yield _LineDowngrade(revision_map, revision, False)
         undone, progress.step = revision, step
         progress.phase = "comparing the schema after its downgrade"
+        unmade = migrator.tracked()
         done.append(record_downgrade(migrator, step, before, at_revision))
-        unmade = migrator.last_changes
         if not step.clean and migrator.untracked_change():
             raise UntrackedChange(step)
         can_roll_back = rolls_back and savepoint is not None and savepoint.is_active
@@ -392,7 +392,7 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             # the step Alembic records the upgrade by (no operation run), then the rollback.
             progress.phase = "rolling its downgrade back"
             yield _recorded_only(revision_map, revision)
-            migrator.restore(savepoint, at_revision)
+            migrator.roll_back(savepoint, to=at_revision)
             undone = None
         else:
             # A faulty one: back at this revision, unless its autocommit_block() committed the
