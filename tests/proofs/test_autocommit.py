@@ -47,6 +47,24 @@ DROP_INDEX = 'op.drop_index("ix_probe_t_x", table_name="probe_t", postgresql_con
 LEAVE_INDEX = 'op.create_index("ix_probe_t_x_old", "probe_t", ["x"], postgresql_concurrently=True)'
 
 
+def through_the_driver(*statements: str) -> str:
+    """The statements after a commit through the driver's own connection, behind SQLAlchemy's
+    back, in the driver's autocommit where it has one (psycopg), as Arize Phoenix's revisions
+    build and drop their CONCURRENTLY indexes (PHOENIX_MIGRATE_INDEX_CONCURRENTLY=true)."""
+    body = "\n".join(f"    {statement}" for statement in statements)
+    return (
+        "driver = op.get_bind().connection.dbapi_connection\n"
+        "driver.commit()\n"
+        'switch = op.get_bind().dialect.name == "postgresql"\n'
+        "if switch:\n"
+        "    driver.autocommit = True\n"
+        f"try:\n{body}\n"
+        "finally:\n"
+        "    if switch:\n"
+        "        driver.autocommit = False"
+    )
+
+
 def second_table(name: str) -> str:
     return TABLE.replace("probe_t", name)
 
@@ -95,6 +113,26 @@ def test_a_faulty_autocommit_revision_is_named_and_the_walk_goes_on(project_copy
     assert message is not None and f"2 of {total} revisions are faulty:" in message, message
     assert not re.search(r"\d+ revisions after the failed upgrade were not walked", message), message
     assert "k3 (k3)" not in message, message
+
+
+def test_a_revision_that_commits_through_the_driver_is_clean_and_a_faulty_one_is_named(project_copy, new_database):
+    """k2 and k4 commit the run's transaction through the driver's own connection, which
+    SQLAlchemy does not see, and the walk's SAVEPOINT is gone with it: neither is called
+    faulty for that (the walk neither rolls back to nor releases it: on PostgreSQL either
+    failed, "savepoint ... does not exist", and aborted the transaction after it), k3 after
+    k2 is walked, and k4, whose downgrade leaves an index behind, is named."""
+    write(
+        project_copy,
+        revision_source("k1", HEAD, TABLE, 'op.drop_table("probe_t")'),
+        revision_source("k2", "k1", through_the_driver(CREATE_INDEX), through_the_driver(DROP_INDEX)),
+        revision_source("k3", "k2", second_table("probe_u"), 'op.drop_table("probe_u")'),
+        revision_source("k4", "k3", through_the_driver(LEAVE_INDEX), through_the_driver("pass  # leaves it")),
+        revision_source("k5", "k4", second_table("probe_v"), 'op.drop_table("probe_v")'),
+    )
+    steps = walked(project_copy, new_database)
+    assert [step.revision.revision for step in steps][-5:] == ["k1", "k2", "k3", "k4", "k5"]
+    assert [step.revision.revision for step in steps if step.fault()] == ["k4"], [step.fault() for step in steps]
+    assert "its downgrade did nothing" in steps[-2].fault()
 
 
 def test_a_revision_that_fails_on_the_way_to_a_new_database_is_a_fault_not_a_crash(project_copy, new_database):

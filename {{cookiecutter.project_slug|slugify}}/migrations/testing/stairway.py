@@ -386,8 +386,8 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
         done.append(record_downgrade(migrator, step, before, at_revision))
         if not step.clean and migrator.untracked_change():
             raise UntrackedChange(step)
-        can_roll_back = rolls_back and savepoint is not None and savepoint.is_active
-        if step.clean and can_roll_back and migrator.read_all(made, unmade):
+        held = migrator.holds(savepoint)  # not if the revision ended the transaction it was taken in
+        if step.clean and rolls_back and held and migrator.read_all(made, unmade):
             # Back at this revision by rolling the downgrade back, not by upgrading it again:
             # the step Alembic records the upgrade by (no operation run), then the rollback.
             progress.phase = "rolling its downgrade back"
@@ -395,9 +395,10 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             migrator.roll_back(savepoint, to=at_revision)
             undone = None
         else:
-            # A faulty one: back at this revision, unless its autocommit_block() committed the
-            # downgrade (then walk() checks where the database is: Migrator.back_at()).
-            migrator.roll_back(savepoint, keep=step.clean)
+            # A faulty one: back at this revision, unless the revision committed the downgrade
+            # (autocommit_block(), or the driver's commit: then walk() checks where the database
+            # is, Migrator.back_at()). A clean one: kept, or committed already.
+            migrator.roll_back(savepoint if held else None, keep=step.clean)
         if not step.clean:
             return
         before = at_revision
