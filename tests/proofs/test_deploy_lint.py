@@ -107,6 +107,11 @@ OPERATIONS = [
         'op.alter_column("probe_a", "n", type_=sa.SmallInteger, existing_type=sa.Integer)',
         {"postgresql": {"change-type", "narrow-type"}, "mariadb": {"change-type", "narrow-type"}},
     ),
+    (  # a variant for the dialect is what it runs: on PostgreSQL VARCHAR(100) to VARCHAR(200), no rewrite
+        'op.alter_column("probe_a", "s", type_=sa.String(50).with_variant(sa.String(200), "postgresql"), '
+        "existing_type=sa.String(100))",
+        {"mariadb": {"change-type", "narrow-type"}},
+    ),
     (
         'op.add_column("probe_a", sa.Column("k", sa.Integer(), sa.CheckConstraint("k > 0")))',
         {"postgresql": {"add-check-constraint"}, "mariadb": {"add-check-constraint"}},
@@ -255,6 +260,23 @@ def test_a_history_written_to_trip_every_rule_is_named_exactly(project_copy: Pat
     )
     for finding in report.findings:  # one line each, saying what it does and the safe way
         assert "\n" not in finding.text() and "Safe: " in finding.message
+
+
+def test_a_type_with_a_variant_is_shown_as_the_dialect_runs_it(project_copy: Path):
+    """Arize Phoenix's "change jsonb to json" revision: the existing type is
+    ``JSON().with_variant(postgresql.JSONB(), "postgresql")``. On PostgreSQL the column is
+    JSONB, and the finding says so, not "type JSON() (was JSON())"."""
+    variant = 'sa.JSON().with_variant(postgresql.JSONB(), "postgresql")'
+    change = "from sqlalchemy.dialects import postgresql\n"
+    change += f'op.alter_column("probe_a", "x", type_=sa.JSON(), existing_type={variant})'
+    versions = project_copy / "migrations" / "versions"
+    (versions / "probe_t1.py").write_text(revision_source("t1", HEAD, TABLES))
+    (versions / "probe_t2.py").write_text(revision_source("t2", "t1", change))
+    config = project_config(project_copy)
+    script = load_script(config)
+    report = deploy_lint.lint(config, deploy_lint.revisions_in(script, f"{HEAD}:heads"), "postgresql", script)
+    changes = [finding.operation for finding in report.findings if finding.rule == "change-type"]
+    assert changes == ["alter_column probe_a.x type JSON() (was JSONB(astext_type=Text()))"], report.text()
 
 
 ACKNOWLEDGING = """# deploy-ok: add-column-not-null -- probe_a is empty until the next release

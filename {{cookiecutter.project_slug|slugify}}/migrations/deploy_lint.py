@@ -712,8 +712,8 @@ def _matches(
         if operation.modify_name:
             yield "rename-column", f"{said} to {operation.modify_name}"
         if operation.modify_type is not None:  # a type given as a class (sa.Text) is an instance of it
-            old = sa.types.to_instance(operation.existing_type) if operation.existing_type is not None else None
-            new = sa.types.to_instance(operation.modify_type)
+            old = _for_dialect(operation.existing_type, dialect) if operation.existing_type is not None else None
+            new = _for_dialect(operation.modify_type, dialect)
             if not (dialect == "postgresql" and _widens_text(old, new)):
                 yield "change-type", f"{said} type {new!r}" + (f" (was {old!r})" if old is not None else "")
             if old is not None and _narrows(old, new):
@@ -751,6 +751,18 @@ def _signature(name: str) -> str:
 def _default_text(default) -> str:
     value = getattr(default, "arg", default)
     return str(getattr(value, "text", value))
+
+
+def _for_dialect(type_, dialect: str):
+    """The type as the dialect gets it: a class as its instance, and a type with a variant for
+    the dialect (``sa.JSON().with_variant(postgresql.JSONB(), "postgresql")``) as that variant,
+    which SQLAlchemy keeps in ``_variant_mapping`` (as Alembic's autogenerate reads it)."""
+    type_ = sa.types.to_instance(type_)
+    variants = getattr(type_, "_variant_mapping", None) or {}
+    for name in ("mariadb", "mysql") if dialect == "mariadb" else (dialect,):
+        if name in variants:
+            return sa.types.to_instance(variants[name])
+    return type_
 
 
 def _length(type_) -> int | None:
