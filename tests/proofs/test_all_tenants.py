@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -217,6 +218,13 @@ def missing(what: str) -> None:
 def second_server(database_url: URL, dialect: str) -> Iterator[URL]:
     """A second server of the test's kind on another port of this machine, made for the test
     (PostgreSQL: initdb and pg_ctl; MariaDB: mariadb-install-db and mariadbd), removed after."""
+    with another_server(database_url, dialect) as url:
+        yield url
+
+
+@contextmanager
+def another_server(database_url: URL, dialect: str, *mariadbd_options: str) -> Iterator[URL]:
+    """The server of ``second_server``; on MariaDB, ``mariadbd_options`` added to its command line."""
     if dialect == "sqlite":
         pytest.skip("SQLite has no servers")
     folder = Path(tempfile.mkdtemp(prefix="second-server-"))  # not under pytest's: the server's user enters it
@@ -255,6 +263,7 @@ def second_server(database_url: URL, dialect: str) -> Iterator[URL]:
     run(install, "--no-defaults", f"--datadir={data}", *user, root, "--skip-test-db")
     options = [f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1", f"--socket={folder / 'sock'}"]
     options += ["--skip-log-bin", "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", *user]
+    options += mariadbd_options
     with open(folder / "log", "w") as log:
         server = subprocess.Popen([mariadbd, "--no-defaults", *options], stdout=log, stderr=subprocess.STDOUT)
     try:
