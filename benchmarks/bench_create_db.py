@@ -17,7 +17,9 @@ runs, the contenders taking turns run by run, each on a fresh empty database:
   emits (``create_db.py --sql``) in one transaction; the two times added up. create_db must
   run the user's models to know the schema, so this is the floor that counts.
   Targets: create_db <= 1.2x this floor, and faster than the naive recipe.
-- for reference, the floor without the models (``import sqlalchemy, alembic.command``).
+- for reference, the floor without the models (``import sqlalchemy, alembic.command``), and
+  the floor with the models whose Python also ends with ``gc.freeze()``, as create_db.py does:
+  its exit's collection, which walks every object still alive, skipped too.
 
 Python's bytecode caching is on, as users run it (the first, untimed round writes it);
 ``--no-bytecode-cache`` runs every process with PYTHONDONTWRITEBYTECODE instead.
@@ -294,6 +296,9 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     naive = Contender("the seed's naive recipe")
     floor = Contender("floor")  # the models imported: the one that counts
     without_models = Contender("floor without the models")
+    # create_db.py freezes what is alive before it exits (its exit's collection skipped): a
+    # floor whose process does the same, for reference (the target is judged on the floor above)
+    frozen = Contender("floor, its exit's collection skipped too")
     package = next(project.glob("*/models.py")).parent.name
     naive_recipe = NAIVE_RECIPE.format(package=package)
 
@@ -308,8 +313,9 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     def run_naive(url: str) -> None:
         naive.parts.setdefault("", []).append(timed([sys.executable, "-c", naive_recipe], project, python_env(url)))
 
-    def run_floor(url: str, contender: Contender, imported: str) -> None:
-        imports = timed([sys.executable, "-c", f"import gc; gc.disable(); import {imported}"], project, python_env(url))
+    def run_floor(url: str, contender: Contender, imported: str, then: str = "") -> None:
+        code = f"import gc; gc.disable(); import {imported}{then}"
+        imports = timed([sys.executable, "-c", code], project, python_env(url))
         command, env, stdin = server.client_command(url, script)
         contender.parts.setdefault(f"import {imported}", []).append(imports)
         ddl = timed(command, project, env, stdin)
@@ -321,8 +327,12 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
     def run_floor_without_models(url: str) -> None:
         run_floor(url, without_models, "sqlalchemy, alembic.command")
 
+    def run_floor_frozen(url: str) -> None:
+        run_floor(url, frozen, f"sqlalchemy, alembic.command, {package}.models", "; gc.freeze()")
+
+    contenders = (run_upgrade, run_create_db, run_naive, run_floor_with_models, run_floor_without_models)
     for round_ in range(runs + 1):
-        for run in (run_upgrade, run_create_db, run_naive, run_floor_with_models, run_floor_without_models):
+        for run in (*contenders, run_floor_frozen):
             url = server.new()
             try:
                 run(url)
@@ -330,9 +340,9 @@ def time_processes(project: Path, server: Server, head: str, tables: int, runs: 
             finally:
                 server.drop(url)
         if round_ == 0:  # the warm-up round
-            for contender in (upgrade, create_db, naive, floor, without_models):
+            for contender in (upgrade, create_db, naive, floor, without_models, frozen):
                 contender.parts = {part: [] for part in contender.parts}
-    return [upgrade, create_db, naive, floor, without_models]
+    return [upgrade, create_db, naive, floor, without_models, frozen]
 
 
 # --- In-process: what a test fixture pays per database -----------------------------------
@@ -450,7 +460,7 @@ def verdict(ratio: float) -> str:
 
 
 def report(database: str, processes: list[Contender], in_process: dict[str, list[float]]) -> None:
-    upgrade, create_db, naive, floor, without_models = processes
+    upgrade, create_db, naive, floor, without_models, frozen = processes
     runs = len(create_db.seconds)
     print(f"\n{database}: processes, each on a fresh empty database, median of {runs} runs taking turns")
     print(f"  {'':<48} {'median':>8} {'min':>8} {'max':>8}  x floor")
@@ -466,6 +476,10 @@ def report(database: str, processes: list[Contender], in_process: dict[str, list
         f"target faster: {'met' if faster else 'NOT met'}"
     )
     print(f"  create_db.py / the floor without the models: {create_db.median / without_models.median:.2f}")
+    print(
+        f"  create_db.py / the floor whose process also skips its exit's collection (gc.freeze() last, as "
+        f"create_db.py does): {create_db.median / frozen.median:.2f} (for reference)"
+    )
 
     calls = len(in_process["create_db()"])
     print(f"  in-process, each call on a fresh database (made outside the timing), median of {calls} taking turns:")

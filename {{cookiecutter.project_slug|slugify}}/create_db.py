@@ -389,4 +389,10 @@ if __name__ == "__main__":
     # A short run that frees little: the cyclic garbage collector's passes over every model
     # and revision object would only add time (a sixth of the CPU time for 300 tables).
     gc.disable()
-    sys.exit(main())
+    code = main()
+    # At exit (after the atexit handlers: logging's flush among them), Python collects again
+    # as it tears the modules down, walking every object still alive for garbage that no
+    # longer matters: 0.1 s of 0.7 s for 300 tables on SQLite. Frozen, they are not walked.
+    if hasattr(gc, "freeze"):  # CPython
+        gc.freeze()
+    sys.exit(code)
