@@ -64,10 +64,21 @@ class Changes:
         self.renamed = False  # a table or a column: SQLite rewrites the tables, views and triggers naming it
         self.unread = False  # since mark(): anything else than DDL on named tables (rows, SQL text...)
         self.inside = 0  # within an operation's impl._exec
+        self.constructs: list[Any] = []  # the operations' constructs being run, innermost last
+        # since mark(), when recording: (construct, statement, parameters) of each statement the
+        # operations ran (Alembic's version table aside), for the stairway to run again
+        self.statements: list[tuple[Any, str, Any]] | None = None
 
-    def mark(self) -> None:
-        """From here, ``unread`` tells whether the steps run since did more than DDL on named tables."""
+    def mark(self, record: bool = False) -> None:
+        """From here, ``unread`` tells whether the steps run since did more than DDL on named
+        tables; with ``record``, their statements are recorded too (``recorded()``)."""
         self.unread = False
+        self.statements = [] if record else None
+
+    def recorded(self) -> list[tuple[Any, str, Any]] | None:
+        """Since ``mark(record=True)``: the statements the operations ran, each with the construct
+        it came from, when that is all that ran (DDL on named tables: nothing ``unread``); else None."""
+        return None if self.unread else self.statements
 
     def unknown(self, schema: bool = True) -> None:
         """What was run changed rows (and with ``schema``, the schema) where no name says which."""
@@ -88,10 +99,17 @@ class Changes:
         else:
             self.tables |= names
 
-    def statement(self) -> None:
+    def statement(self, statement: str, parameters: Any, many: bool) -> None:
         """A statement run on the connection: outside an operation, what it changes is unknown."""
         if not self.inside:
             self.unknown()
+        elif self.statements is not None:
+            construct = self.constructs[-1]
+            if isinstance(construct, ROWS) and (named_tables(construct) or set()) <= version_tables():
+                return  # Alembic's own update of its version table: a step records it
+            if many:
+                self.unknown(schema=False)  # not DDL
+            self.statements.append((construct, statement, parameters))
 
 
 def named_tables(construct: Any) -> set[str] | None:
@@ -131,15 +149,17 @@ def watched(connection: Connection, context: Any, changes: Any) -> Iterator[None
             return run(construct, *args, **kwargs)
         tracked.note(construct)
         tracked.inside += 1
+        tracked.constructs.append(construct)
         try:
             return run(construct, *args, **kwargs)
         finally:
+            tracked.constructs.pop()
             tracked.inside -= 1
 
-    def before_cursor_execute(*_: Any) -> None:
+    def before_cursor_execute(_connection, _cursor, statement, parameters, _context, many) -> None:
         tracked = changes()
         if tracked is not None:
-            tracked.statement()
+            tracked.statement(statement, parameters, many)
 
     walking = threading.get_ident()
 

@@ -156,6 +156,23 @@ class Migrator:
     def tracked(self) -> Changes | None:
         return self._changes
 
+    def replay(self, statements: list[tuple[Any, str, Any]]) -> None:
+        """Run again, on the connection, statements an upgrade ran (``Changes.recorded()``),
+        inside a run of env.py: what they change is tracked as their constructs say."""
+        changes = self._changes
+        for construct, statement, parameters in statements:
+            if changes is None:
+                self.connection.exec_driver_sql(statement, parameters)
+                continue
+            changes.note(construct)
+            changes.inside += 1
+            changes.constructs.append(construct)
+            try:
+                self.connection.exec_driver_sql(statement, parameters)
+            finally:
+                changes.constructs.pop()
+                changes.inside -= 1
+
     def upgrade(self, revision: str) -> None:
         self._run(lambda heads, _context: self.script._upgrade_revs(revision, heads), revision)
 

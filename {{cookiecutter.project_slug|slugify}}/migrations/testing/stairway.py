@@ -1,5 +1,6 @@
-"""The stairway: every revision upgraded, downgraded, compared and upgraded again (or, on
-PostgreSQL when a capture reads all it did, rolled back to), in-process.
+"""The stairway: every revision upgraded, downgraded, compared and upgraded again (or, when a
+capture reads all it did, on PostgreSQL rolled back to, on SQLite its statements run again),
+in-process.
 
 - ``Migrator`` (migrator.py): Alembic's upgrade, downgrade and check on one Connection,
   through env.py, with one ScriptDirectory loaded once, and cheap schema captures;
@@ -331,12 +332,15 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress, begins)
     (``Migrator.read_all()``: operations on named tables only), a clean downgrade is rolled
     back to the SAVEPOINT taken before it instead: the database is then exactly as the upgrade
     left it, and upgrading it again from a schema found equal to its parent's would run the
-    same statements on the same schema. SQL text, rows written, an enum type or a sequence,
-    a second connection: upgraded again, as what it changed may be more than a capture shows
+    same statements on the same schema. On SQLite (which reads its whole schema again after
+    a rollback that undid DDL: quadratic on a long history) such a revision is upgraded again
+    by running those statements, recorded as its upgrade ran them (``Changes.recorded()``),
+    on the connection, without its ``upgrade()``, Alembic's operations and SQLAlchemy's
+    compiler. SQL text, rows written, an enum type or a sequence, a second connection:
+    upgraded again by its ``upgrade()``, as what it changed may be more than a capture shows
     (a leftover PostgreSQL schema fails the upgrade again); and so is every revision on
-    SQLite (which reads its whole schema again after a rollback that undid DDL: quadratic on
-    a long history) and MariaDB (whose DDL commits itself). The walk ends with the last
-    revision upgraded again or rolled back to, or stops at the first faulty downgrade."""
+    MariaDB (whose DDL commits itself). The walk ends with the last revision upgraded again
+    or rolled back to, or stops at the first faulty downgrade."""
     if tuple(sorted(heads)) != _parents(line[0]):
         raise RuntimeError(f"the stairway expected the database at {_parents(line[0])}, found it at {heads}")
     with watched(migrator.connection, context, migrator.tracked):
@@ -351,18 +355,20 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
     # PostgreSQL only: SQLite reads its whole schema again after a rollback that undid DDL (on
     # a thousand tables, a ROLLBACK TO per revision made the walk's SQL ten times slower)
     rolls_back = migrator.connection.dialect.name == "postgresql"
+    # SQLite: instead, the statements the upgrade ran are recorded, and run again (see replays)
+    records = migrator.connection.dialect.name == "sqlite"
     before = migrator.capture()
     rows = migrator.counts(before)
     undone: Script | None = None  # downgraded by the last step: upgraded again first
+    replays: list | None = None  # the statements its upgrade ran, to run again; None: its upgrade()
     for revision in line:
         begins(revision)
         migrator.track()
         if undone is not None:
             progress.phase = "upgrading it again after its downgrade"
-            as_a_new_run(context)
-            yield MigrationStep.upgrade_from_script(revision_map, undone)
+            yield from _upgrade_again(context, migrator, undone, replays)
         if migrator.tracked() is not None:  # what this revision's upgrade does, for read_all()
-            migrator.tracked().mark()
+            migrator.tracked().mark(record=records)
         progress.phase, progress.revision, progress.step, progress.made = "upgrading it", revision, None, None
         yield MigrationStep.upgrade_from_script(revision_map, revision)
         if revision.revision in skip:
@@ -399,6 +405,11 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             # (autocommit_block(), or the driver's commit: then walk() checks where the database
             # is, Migrator.back_at()). A clean one: kept, or committed already.
             migrator.roll_back(savepoint if held else None, keep=step.clean)
+            # Upgraded again next. On SQLite, when the captures read all the upgrade and the
+            # downgrade did (as for the rollback above), by the statements the upgrade ran,
+            # run again: on the schema found equal to its parent's, its upgrade() would run
+            # those same statements, through Alembic's operations and SQLAlchemy's compiler.
+            replays = made.recorded() if made is not None and migrator.read_all(made, unmade) else None
         if not step.clean:
             return
         before = at_revision
@@ -407,15 +418,27 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
                 pass
     if undone is not None:
         progress.phase = "upgrading it again after its downgrade"
-        as_a_new_run(context)
         migrator.track()
-        yield MigrationStep.upgrade_from_script(revision_map, undone)
+        yield from _upgrade_again(context, migrator, undone, replays)
         if migrator.tracking:
             migrator.counts(migrator.capture())
     if migrator.tracking:  # the last capture, tracked, against the whole schema
         progress.phase = "comparing what the walk tracked with the whole schema"
         if migrator.untracked_change():
             raise UntrackedChange(line[-1])
+
+
+def _upgrade_again(context, migrator: Migrator, revision: Script, replays: list | None) -> Iterator[MigrationStep]:
+    """Upgrade ``revision`` again after its downgrade, as a new run (``as_a_new_run``): its
+    upgrade step, or with ``replays``, the step Alembic records the upgrade by (no operation
+    run), then those statements run again on the connection."""
+    as_a_new_run(context)
+    revision_map = migrator.script.revision_map
+    if replays is None:
+        yield MigrationStep.upgrade_from_script(revision_map, revision)
+        return
+    yield _recorded_only(revision_map, revision)
+    migrator.replay(replays)
 
 
 def _recorded_only(revision_map, revision: Script) -> MigrationStep:
