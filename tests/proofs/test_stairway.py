@@ -231,9 +231,9 @@ def test_a_clean_downgrade_is_rolled_back_on_postgresql_and_replayed_on_sqlite(
     """A revision whose operations all name their tables is not upgraded a second time: on
     PostgreSQL its clean downgrade is rolled back to the upgrade's state; on SQLite (where a
     rollback of DDL reads the whole schema again) the statements its upgrade ran are run
-    again. One that runs SQL text is upgraded again (see the leftover schema above), and on
-    MariaDB (DDL commits itself) every revision is. The walk ends at head with what the
-    upgrades made."""
+    again. One that runs SQL text, or reads the database to decide what to do, is upgraded
+    again (see the leftover schema above), and on MariaDB (DDL commits itself) every revision
+    is. The walk ends at head with what the upgrades made."""
     count = 'op.get_context().config.attributes.setdefault("probe_upgrades", []).append("{}")'
     named = revision_source(
         "1eac00000010",
@@ -250,16 +250,25 @@ def test_a_clean_downgrade_is_rolled_back_on_postgresql_and_replayed_on_sqlite(
         schema_upgrades=count.format("text") + '\nop.execute("CREATE TABLE upgraded_again (id INTEGER PRIMARY KEY)")',
         schema_downgrades='op.execute("DROP TABLE upgraded_again")',
     )
-    with migrator_on(project_copy, database_url, engine, named, text_sql) as migrator:
+    reads = revision_source(
+        "1eac00000012",
+        "1eac00000011",
+        schema_upgrades=count.format("reads")
+        + '\nif not sa.inspect(op.get_bind()).has_table("made_if_missing"):'
+        + '\n    op.create_table("made_if_missing", sa.Column("id", sa.Integer(), primary_key=True))',
+        schema_downgrades='op.drop_table("made_if_missing")',
+    )
+    with migrator_on(project_copy, database_url, engine, named, text_sql, reads) as migrator:
         steps = list(stairway(migrator))
         assert [step.fault() for step in steps] == [None] * len(steps)
-        assert migrator.current() == ("1eac00000011",)
+        assert migrator.current() == ("1eac00000012",)
         tables = set(inspect(migrator.connection).get_table_names())
         indexes = {index["name"] for index in inspect(migrator.connection).get_indexes("rolled_back_to")}
     upgrades = migrator.config.attributes["probe_upgrades"]
     assert upgrades.count("named") == (1 if dialect in ("postgresql", "sqlite") else 2), upgrades
     assert upgrades.count("text") == 2, upgrades
-    assert {"rolled_back_to", "upgraded_again"} <= tables
+    assert upgrades.count("reads") == 2, upgrades
+    assert {"rolled_back_to", "upgraded_again", "made_if_missing"} <= tables
     assert "ix_rolled_back_to_id" in indexes
 
 
