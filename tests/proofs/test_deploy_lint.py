@@ -279,6 +279,52 @@ def test_a_type_with_a_variant_is_shown_as_the_dialect_runs_it(project_copy: Pat
     assert changes == ["alter_column probe_a.x type JSON() (was JSONB(astext_type=Text()))"], report.text()
 
 
+STOPPED_IN_A_BLOCK = """op.create_table("probe_b", sa.Column("id", sa.Integer(), primary_key=True))
+with op.get_context().autocommit_block():
+    op.create_index("ix_probe_b_id", "probe_b", ["id"])
+    raise RuntimeError("stopped here")"""
+MOOD = 'sa.Enum("happy", "sad", name="probe_mood")'
+
+
+@pytest.mark.parametrize("dialect", deploy_lint.DIALECTS)
+def test_revisions_read_one_after_the_other_are_each_read_as_alone(project_copy: Path, dialect: str):
+    """The lint reads every revision in one offline context (configured once), each as a new
+    run: what it records for each (operation, line, SQL, inside an autocommit block or not) is
+    what reading that revision alone records, after one that stopped inside an autocommit
+    block, and for an enum type made, dropped with its table and made again (PostgreSQL
+    renders its CREATE TYPE each time, as each revision's own run does)."""
+    sources = {
+        "t1": revision_source("t1", HEAD, TABLES),
+        "t2": revision_source("t2", "t1", STOPPED_IN_A_BLOCK),
+        "t3": revision_source("t3", "t2", 'op.add_column("probe_a", sa.Column("m", sa.Integer()))'),
+        "t4": revision_source("t4", "t3", f'op.create_table("probe_e", sa.Column("mood", {MOOD}))'),
+        "t5": revision_source("t5", "t4", 'op.drop_table("probe_e")\nop.execute("DROP TYPE IF EXISTS probe_mood")'),
+        "t6": revision_source("t6", "t5", f'op.create_table("probe_e", sa.Column("mood", {MOOD}))'),
+    }
+    for name, source in sources.items():
+        (project_copy / "migrations" / "versions" / f"probe_{name}.py").write_text(source)
+    config = project_config(project_copy)
+    script = load_script(config)
+    revisions = deploy_lint.revisions_in(script, f"{HEAD}:heads")
+
+    def seen(recorded):
+        return [
+            (type(item.operation).__name__, item.line, item.batch_table, item.sql, item.in_autocommit_block)
+            for item in recorded
+        ]
+
+    with deploy_lint.reading(config, script, dialect) as read:
+        together = {revision.revision: read(revision) for revision in revisions}
+    for revision in revisions:
+        alone = deploy_lint.operations_of(config, script, revision, dialect)
+        assert (seen(together[revision.revision][0]), together[revision.revision][1]) == (seen(alone[0]), alone[1])
+    assert together["t2"][1] == "RuntimeError: stopped here"
+    assert [item.in_autocommit_block for item in together["t3"][0]] == [False]
+    if dialect == "postgresql":
+        for name in ("t4", "t6"):
+            assert "CREATE TYPE probe_mood" in together[name][0][0].sql, together[name][0][0].sql
+
+
 ACKNOWLEDGING = """# deploy-ok: add-column-not-null -- probe_a is empty until the next release
 op.add_column("probe_a", sa.Column("c", sa.Integer(), nullable=False))
 op.drop_column("probe_a", "n")  # deploy-ok: drop-column -- no released version reads n
