@@ -279,6 +279,32 @@ def test_a_type_with_a_variant_is_shown_as_the_dialect_runs_it(project_copy: Pat
     assert changes == ["alter_column probe_a.x type JSON() (was JSONB(astext_type=Text()))"], report.text()
 
 
+@pytest.mark.parametrize("dialect", deploy_lint.DIALECTS)
+def test_without_their_sql_the_same_operations_are_read(project_copy: Path, dialect: str):
+    """Unless MariaDB is to be asked, the lint does not render Alembic's operations as SQL
+    (the rules read the operations): it writes down the same operations, at the same lines,
+    in the same batches and autocommit blocks, those that a project's own operations
+    (op.replace_sp...) invoke included, on the history written to trip every rule."""
+    tripping_history(project_copy)
+    config = project_config(project_copy)
+    script = load_script(config)
+    revisions = deploy_lint.revisions_in(script, f"{HEAD}:heads")
+
+    def seen(render: bool) -> dict[str, list]:
+        with deploy_lint.reading(config, script, dialect, render=render) as read:
+            return {
+                revision.revision: [
+                    (type(item.operation).__name__, item.line, item.batch_table, item.in_autocommit_block)
+                    for item in read(revision)[0]
+                ]
+                for revision in revisions
+            }
+
+    rendered, unrendered = seen(True), seen(False)
+    assert unrendered == rendered
+    assert "ExecuteSQLOp" in {kind for kind, *_ in rendered["t2"]}  # what op.replace_sp() invokes
+
+
 STOPPED_IN_A_BLOCK = """op.create_table("probe_b", sa.Column("id", sa.Integer(), primary_key=True))
 with op.get_context().autocommit_block():
     op.create_index("ix_probe_b_id", "probe_b", ["id"])
