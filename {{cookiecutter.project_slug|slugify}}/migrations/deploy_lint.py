@@ -516,7 +516,6 @@ class _Recording:
         self.path = path
         self.output = output
         self.render = render
-        self.migration_context = migration_context
         output.recording = self
         self.inside = 0  # within an operation
         self.recorded: list[Recorded] = []
@@ -553,7 +552,7 @@ class _Recording:
         self.recorded.append(recorded)
         if not self.render and type(operation).__module__ == ops.__name__:  # one of Alembic's own
             if isinstance(operation, ops.CreateTableOp):  # what op.create_table() returns
-                return operation.to_table(self.migration_context)
+                return operation.to_table(self.operations.migration_context)
             return None
         start = self.output.tell()
         self.inside += 1

@@ -63,22 +63,28 @@ class Changes:
         self.rows = False
         self.renamed = False  # a table or a column: SQLite rewrites the tables, views and triggers naming it
         self.unread = False  # since mark(): anything else than DDL on named tables (rows, SQL text...)
-        self.inside = 0  # within an operation's impl._exec
-        self.constructs: list[Any] = []  # the operations' constructs being run, innermost last
-        # since mark(), when recording: (construct, statement, parameters) of each statement the
-        # operations ran (Alembic's version table aside), for the stairway to run again
+        self.constructs: list[Any] = []  # the operations' constructs being run (``running()``), innermost last
+        # since mark(record=True): (construct, statement, parameters) of each statement the
+        # operations ran (Alembic's version table aside), for the stairway to run again; they
+        # are all that ran while ``unread`` stays False
         self.statements: list[tuple[Any, str, Any]] | None = None
 
     def mark(self, record: bool = False) -> None:
         """From here, ``unread`` tells whether the steps run since did more than DDL on named
-        tables; with ``record``, their statements are recorded too (``recorded()``)."""
+        tables; with ``record``, their statements are recorded too (``statements``)."""
         self.unread = False
         self.statements = [] if record else None
 
-    def recorded(self) -> list[tuple[Any, str, Any]] | None:
-        """Since ``mark(record=True)``: the statements the operations ran, each with the construct
-        it came from, when that is all that ran (DDL on named tables: nothing ``unread``); else None."""
-        return None if self.unread else self.statements
+    @contextmanager
+    def running(self, construct: Any) -> Iterator[None]:
+        """While an operation's construct runs: what it changes is noted, and the statements
+        run meanwhile are its own."""
+        self.note(construct)
+        self.constructs.append(construct)
+        try:
+            yield
+        finally:
+            self.constructs.pop()
 
     def unknown(self, schema: bool = True) -> None:
         """What was run changed rows (and with ``schema``, the schema) where no name says which."""
@@ -101,7 +107,7 @@ class Changes:
 
     def statement(self, statement: str, parameters: Any, many: bool) -> None:
         """A statement run on the connection: outside an operation, what it changes is unknown."""
-        if not self.inside:
+        if not self.constructs:  # outside any operation
             self.unknown()
         elif self.statements is not None:
             construct = self.constructs[-1]
@@ -147,14 +153,8 @@ def watched(connection: Connection, context: Any, changes: Any) -> Iterator[None
         tracked = changes()
         if tracked is None:
             return run(construct, *args, **kwargs)
-        tracked.note(construct)
-        tracked.inside += 1
-        tracked.constructs.append(construct)
-        try:
+        with tracked.running(construct):
             return run(construct, *args, **kwargs)
-        finally:
-            tracked.constructs.pop()
-            tracked.inside -= 1
 
     def before_cursor_execute(_connection, _cursor, statement, parameters, _context, many) -> None:
         tracked = changes()

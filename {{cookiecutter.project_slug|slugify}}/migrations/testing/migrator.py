@@ -8,7 +8,7 @@ ScriptDirectory loaded once, and cheap schema captures between the steps.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -157,21 +157,12 @@ class Migrator:
         return self._changes
 
     def replay(self, statements: list[tuple[Any, str, Any]]) -> None:
-        """Run again, on the connection, statements an upgrade ran (``Changes.recorded()``),
+        """Run again, on the connection, statements an upgrade ran (``Changes.statements``),
         inside a run of env.py: what they change is tracked as their constructs say."""
         changes = self._changes
         for construct, statement, parameters in statements:
-            if changes is None:
+            with changes.running(construct) if changes is not None else nullcontext():
                 self.connection.exec_driver_sql(statement, parameters)
-                continue
-            changes.note(construct)
-            changes.inside += 1
-            changes.constructs.append(construct)
-            try:
-                self.connection.exec_driver_sql(statement, parameters)
-            finally:
-                changes.constructs.pop()
-                changes.inside -= 1
 
     def upgrade(self, revision: str) -> None:
         self._run(lambda heads, _context: self.script._upgrade_revs(revision, heads), revision)

@@ -334,7 +334,7 @@ def _line_steps(heads, context, *, migrator, line, done, skip, progress, begins)
     left it, and upgrading it again from a schema found equal to its parent's would run the
     same statements on the same schema. On SQLite (which reads its whole schema again after
     a rollback that undid DDL: quadratic on a long history) such a revision is upgraded again
-    by running those statements, recorded as its upgrade ran them (``Changes.recorded()``),
+    by running those statements, recorded as its upgrade ran them (``Changes.statements``),
     on the connection, without its ``upgrade()``, Alembic's operations and SQLAlchemy's
     compiler. SQL text, rows written, an enum type or a sequence, a second connection:
     upgraded again by its ``upgrade()``, as what it changed may be more than a capture shows
@@ -409,7 +409,7 @@ def _line_steps_watched(context, migrator, line, done, skip, progress, begins) -
             # downgrade did (as for the rollback above), by the statements the upgrade ran,
             # run again: on the schema found equal to its parent's, its upgrade() would run
             # those same statements, through Alembic's operations and SQLAlchemy's compiler.
-            replays = made.recorded() if made is not None and migrator.read_all(made, unmade) else None
+            replays = made.statements if migrator.read_all(made, unmade) else None
         if not step.clean:
             return
         before = at_revision
